@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CARD_FILE = "config.json"
 MODEL_FILE = "model.onnx"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 Role = Literal["teacher", "student"]
 Method = Literal["teacher", "kd", "none"]

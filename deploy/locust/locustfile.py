@@ -1,0 +1,176 @@
+"""Load test for distill-serve: real Fashion-MNIST test images, sent with their true labels.
+
+One user class per kind of traffic, each tagged with its kind so one kind runs alone:
+
+    locust -f deploy/locust/locustfile.py --headless -u 8 -r 8 -t 30s --host http://127.0.0.1:8000 --tags student
+
+Kinds (tags): ``student``, ``teacher``, ``cascade``, ``compare``; each kind also carries ``json`` or ``image``
+(arrays of pixels as JSON, or PNG uploads). Class weights come from the environment
+(``LOCUST_WEIGHT_STUDENT=3`` etc., default 1). Images come from ``--data-dir`` (an MNIST-format IDX folder, default
+the Debian ``dataset-fashion-mnist`` path) or ``--data-npz`` (a file with ``x`` and ``y``).
+
+Self-contained on purpose (numpy and the standard library only), so the locust container needs nothing of ours.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from locust import FastHttpUser, between, events, tag, task
+
+DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
+SAMPLES = 512  # rows drawn from the test set; enough variety, cheap to hold
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser: Any) -> None:
+    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="MNIST-format IDX folder (test split)")
+    parser.add_argument("--data-npz", default="", help="NPZ file with x (N,28,28 uint8) and y (N,)")
+    parser.add_argument("--cascade-threshold", default="", help="per-request cascade threshold (default: server's)")
+
+
+@dataclass(frozen=True)
+class Sample:
+    pixels: list[list[int]]  # (28, 28) intensities 0..255
+    png: bytes
+    label: int
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    dtype_code, ndim = data[2], data[3]
+    if data[:2] != b"\x00\x00" or dtype_code != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def _find(directory: Path, stem: str) -> Path:
+    for name in (f"{stem}.gz", stem):
+        if (directory / name).exists():
+            return directory / name
+    raise FileNotFoundError(
+        f"{directory / stem}[.gz] not found: install the Debian package dataset-fashion-mnist or pass --data-dir"
+    )
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    """A greyscale 8-bit PNG, written by hand so the load generator needs no imaging library."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    height, width = pixels.shape
+    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def load_samples(data_dir: str, data_npz: str, count: int = SAMPLES, seed: int = 0) -> list[Sample]:
+    if data_npz:
+        with np.load(data_npz) as arrays:
+            images, labels = arrays["x"], arrays["y"]
+    else:
+        directory = Path(data_dir)
+        images = _read_idx(_find(directory, "t10k-images-idx3-ubyte"))
+        labels = _read_idx(_find(directory, "t10k-labels-idx1-ubyte"))
+    picks = np.random.default_rng(seed).choice(len(images), size=min(count, len(images)), replace=False)
+    images = images.reshape(len(images), 28, 28).astype(np.uint8)
+    return [Sample(images[i].tolist(), _png(images[i]), int(labels[i])) for i in picks]
+
+
+_samples: list[Sample] = []
+
+
+@events.test_start.add_listener
+def _load(environment: Any, **_: Any) -> None:
+    options = environment.parsed_options
+    _samples[:] = load_samples(getattr(options, "data_dir", DEFAULT_DATA_DIR), getattr(options, "data_npz", ""))
+
+
+def _weight(kind: str) -> int:
+    return int(os.environ.get(f"LOCUST_WEIGHT_{kind.upper()}", "1"))
+
+
+class _ClassifyUser(FastHttpUser):
+    """Posts one real image at a time with its true label, so the service's online accuracy fills."""
+
+    abstract = True
+    wait_time = between(0, 0)
+    path = "/v1/classify"
+    query = ""
+
+    def _url(self) -> str:
+        threshold = getattr(self.environment.parsed_options, "cascade_threshold", "")
+        suffix = f"&threshold={threshold}" if threshold and "cascade" in self.query else ""
+        return f"{self.path}?{self.query}{suffix}" if self.query else self.path
+
+    def post_json(self, name: str) -> None:
+        sample = random.choice(_samples)
+        body = {"inputs": [sample.pixels], "labels": [sample.label]}
+        self.client.post(self._url(), json=body, name=name)
+
+    def post_image(self, name: str) -> None:
+        sample = random.choice(_samples)
+        files = {"files": ("image.png", sample.png, "image/png")}
+        self.client.post(self._url(), files=files, data={"labels": str(sample.label)}, name=name)
+
+
+class StudentUser(_ClassifyUser):
+    weight = _weight("student")
+    query = "route=student"
+
+    @tag("student", "json")
+    @task(3)
+    def classify_json(self) -> None:
+        self.post_json("student json")
+
+    @tag("student", "image")
+    @task(1)
+    def classify_image(self) -> None:
+        self.post_image("student image")
+
+
+class TeacherUser(_ClassifyUser):
+    weight = _weight("teacher")
+    query = "route=teacher"
+
+    @tag("teacher", "json")
+    @task(3)
+    def classify_json(self) -> None:
+        self.post_json("teacher json")
+
+    @tag("teacher", "image")
+    @task(1)
+    def classify_image(self) -> None:
+        self.post_image("teacher image")
+
+
+class CascadeUser(_ClassifyUser):
+    weight = _weight("cascade")
+    query = "route=cascade"
+
+    @tag("cascade", "json")
+    @task
+    def classify_json(self) -> None:
+        self.post_json("cascade json")
+
+
+class CompareUser(_ClassifyUser):
+    weight = _weight("compare")
+    path = "/v1/compare"
+
+    @tag("compare", "json")
+    @task
+    def compare_json(self) -> None:
+        self.post_json("compare json")

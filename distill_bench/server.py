@@ -1,0 +1,99 @@
+"""Start the service as a real uvicorn subprocess on a free 127.0.0.1 port, and stop it by its PID."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class RunningService:
+    pid: int
+    url: str
+    log: Path
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def _stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def serve(
+    models: Path,
+    log: Path,
+    env: Mapping[str, str] | None = None,
+    ready_timeout_s: float = 60.0,
+    extra_args: tuple[str, ...] = (),
+) -> Iterator[RunningService]:
+    """Run `python -m service` until the block ends; raise with the log's tail if it never becomes ready."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable,
+        "-m",
+        "service",
+        "--models",
+        str(models),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [*command, *extra_args], stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while not _ready(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"service at {url} did not become ready; its log ends with:\n{tail}")
+            time.sleep(0.1)
+        yield RunningService(pid=process.pid, url=url, log=log)
+    finally:
+        _stop(process)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def fetch(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
