@@ -31,7 +31,7 @@ class RunningService:
 
 def _ready(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=1) as response:
+        with urllib.request.urlopen(url, timeout=1) as response:
             return bool(response.status == 200)
     except (OSError, urllib.error.URLError):
         return False
@@ -49,6 +49,26 @@ def _stop(process: subprocess.Popen[bytes], grace_s: float = 15.0) -> None:
 
 
 @contextmanager
+def running(
+    command: list[str], url: str, ready_path: str, log: Path, env: Mapping[str, str] | None, ready_timeout_s: float
+) -> Iterator[RunningService]:
+    """Run `command` until the block ends; raise with the log's tail if `url + ready_path` never answers 200."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + ready_timeout_s
+        while not _ready(url + ready_path):
+            if process.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"{command[:3]} at {url} did not become ready; its log ends with:\n{tail}")
+            time.sleep(0.1)
+        yield RunningService(pid=process.pid, url=url, log=log)
+    finally:
+        _stop(process)
+
+
+@contextmanager
 def serve(
     models: Path,
     log: Path,
@@ -56,35 +76,13 @@ def serve(
     ready_timeout_s: float = 60.0,
     extra_args: tuple[str, ...] = (),
 ) -> Iterator[RunningService]:
-    """Run `python -m service` until the block ends; raise with the log's tail if it never becomes ready."""
+    """`python -m service` on a free 127.0.0.1 port, ready once /v2/health/ready answers 200."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable,
-        "-m",
-        "service",
-        "--models",
-        str(models),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [*command, *extra_args], stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-        )
-    try:
-        deadline = time.monotonic() + ready_timeout_s
-        while not _ready(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = log.read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"service at {url} did not become ready; its log ends with:\n{tail}")
-            time.sleep(0.1)
-        yield RunningService(pid=process.pid, url=url, log=log)
-    finally:
-        _stop(process)
+    command = [sys.executable, "-m", "service", "--models", str(models), "--host", "127.0.0.1", "--port", str(port)]
+    with running(
+        [*command, *extra_args], f"http://127.0.0.1:{port}", "/v2/health/ready", log, env, ready_timeout_s
+    ) as s:
+        yield s
 
 
 def cpu_seconds(pid: int) -> float:
