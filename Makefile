@@ -9,7 +9,7 @@ PROFILE ?= default
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 APT_PACKAGES := dataset-fashion-mnist prometheus wrk
 
-.PHONY: help install system-deps train demo serve test lint format clean
+.PHONY: help install system-deps train demo serve test lint format clean bench loadtest
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,8 +36,22 @@ system-deps: ## install the Debian packages (Fashion-MNIST, prometheus, wrk) whe
 train: install system-deps ## build the model repository (PROFILE=default|quick, MODELS=dir)
 	$(PY) -m distill_training pipeline --profile $(PROFILE) --out $(MODELS) --data-dir $(DATA_DIR)
 
-demo: train ## train (if needed), then print where the report is
+demo: train ## train (if needed), serve, load student and teacher with locust, write reports/speedup.md
+	$(PY) -m distill_bench demo --models $(MODELS) --out reports --data-dir $(DATA_DIR)
 	@echo "distillation report: reports/distillation.md"
+
+bench: install system-deps ## floor vs onnxruntime vs the service under wrk, side by side: reports/bench.md
+	$(PY) -m distill_bench bench --models $(MODELS) --out reports
+
+HOST ?= http://127.0.0.1:8000
+USERS ?= 16
+SPAWN_RATE ?= 16
+DURATION ?= 60s
+TAGS ?= student teacher cascade compare
+loadtest: install ## headless locust against a running service (HOST=...), CSV + HTML under reports/
+	$(VENV)/bin/locust -f deploy/locust/locustfile.py --headless --host $(HOST) --users $(USERS) \
+		--spawn-rate $(SPAWN_RATE) --run-time $(DURATION) --only-summary --data-dir $(DATA_DIR) \
+		--csv reports/loadtest --html reports/loadtest.html --tags $(TAGS)
 
 serve: install ## serve the model repository in the foreground
 	$(PY) -m service --models $(MODELS)

@@ -1,13 +1,17 @@
-"""python -m distill_bench demo | report"""
+"""python -m distill_bench demo | bench | report"""
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
+from distill_bench.bench import BenchSettings, run_bench
+from distill_bench.bench_report import write_bench_report
 from distill_bench.demo import run_demo
 from distill_bench.load import LoadSettings
 from distill_bench.speedup import write_report
+from distill_bench.wrk import wrk_available
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -19,6 +23,10 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--users", type=int, default=8, help="locust users, all spawned at once (default: 8)")
     demo.add_argument("--duration", type=int, default=30, help="seconds of load per model (default: 30)")
     demo.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist", help="IDX test set for the load")
+    bench = commands.add_parser("bench", help="floor, onnxruntime and the service side by side under wrk")
+    bench.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models)")
+    bench.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
+    bench.add_argument("--duration", type=int, default=5, help="seconds per load point (default: 5)")
     report = commands.add_parser("report", help="rewrite the speedup report from a recorded run")
     report.add_argument("--raw", type=Path, default=Path("reports/speedup-raw"), help="the recorded run")
     report.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
@@ -27,9 +35,20 @@ def main(argv: list[str] | None = None) -> None:
         if not args.models.is_dir():
             parser.error(f"{args.models} is not a model repository: run `make train` first")
         run_demo(args.models, args.out, LoadSettings(args.users, args.duration, args.data_dir))
+        print(f"speedup report: {args.out / 'speedup.md'}")
+    elif args.command == "bench":
+        if not args.models.is_dir():
+            parser.error(f"{args.models} is not a model repository: run `make train` first")
+        if not wrk_available():
+            parser.error("wrk is not installed: apt-get install wrk (make bench does it where apt is available)")
+        raw = args.out / "bench-raw" / "bench.json"
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_text(json.dumps(run_bench(BenchSettings(args.models, args.out, args.duration)), indent=2))
+        write_bench_report(json.loads(raw.read_text()), args.out)
+        print(f"benchmark report: {args.out / 'bench.md'}")
     else:
         write_report(args.raw, args.out)
-    print(f"speedup report: {args.out / 'speedup.md'}")
+        print(f"speedup report: {args.out / 'speedup.md'}")
 
 
 if __name__ == "__main__":

@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from distill_bench.load import LoadSettings, run_locust
+from distill_bench.machine import machine
 from distill_bench.server import RunningService, cpu_seconds, fetch, serve
 from distill_bench.speedup import write_report
 from service.card import list_model_dirs, read_card
-
-
-def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line]
-        cpu = names[0] if names else cpu
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def _cards(models: Path) -> dict[str, dict[str, Any]]:

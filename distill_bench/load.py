@@ -57,11 +57,32 @@ def run_locust(host: str, tags: list[str], csv_prefix: Path, load: LoadSettings)
     users = load.users
     csv_prefix.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host,
-        "--users", str(users), "--spawn-rate", str(users), "--run-time", f"{load.duration_s}s",
-        "--stop-timeout", "10", "--only-summary", "--csv", str(csv_prefix),
-        "--html", f"{csv_prefix}.html", "--data-dir", load.data_dir, "--tags", *tags,
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        host,
+        "--users",
+        str(users),
+        "--spawn-rate",
+        str(users),
+        "--run-time",
+        f"{load.duration_s}s",
+        "--stop-timeout",
+        "10",
+        "--only-summary",
+        "--csv",
+        str(csv_prefix),
+        "--html",
+        f"{csv_prefix}.html",
+        "--data-dir",
+        load.data_dir,
+        "--tags",
+        *tags,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"locust failed (exit {result.returncode}):\n{result.stderr[-3000:]}")

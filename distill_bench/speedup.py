@@ -107,10 +107,18 @@ def _plot_cdfs(results: list[PhaseResult], path: Path) -> None:
             left.step(xs, ys, where="post", label=r.model)
         xs, ys = zip(*r.e2e_cdf, strict=True)
         right.plot(xs, ys, marker="o", label=r.model)
-    left.set(xscale="log", xlabel="onnxruntime run (ms, log)", ylabel="fraction of runs",
-             title="Model compute (service histogram buckets)")  # fmt: skip
-    right.set(xscale="log", xlabel="end-to-end latency (ms, log)", ylabel="fraction of requests",
-              title="End to end (locust percentiles)")  # fmt: skip
+    left.set(
+        xscale="log",
+        xlabel="onnxruntime run (ms, log)",
+        ylabel="fraction of runs",
+        title="Model compute (service histogram buckets)",
+    )
+    right.set(
+        xscale="log",
+        xlabel="end-to-end latency (ms, log)",
+        ylabel="fraction of requests",
+        title="End to end (locust percentiles)",
+    )
     for axis in (left, right):
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
@@ -124,10 +132,19 @@ def _plot_accuracy_latency(results: list[PhaseResult], path: Path) -> None:
     for r in results:
         axis.scatter(r.compute_p50_ms, r.offline_accuracy * 100, s=80, label=f"{r.model} (offline, card)")
         if not math.isnan(r.online_accuracy):
-            axis.scatter(r.compute_p50_ms, r.online_accuracy * 100, marker="x", s=80,
-                         label=f"{r.model} (online, {r.labeled} labeled requests)")  # fmt: skip
-    axis.set(xscale="log", xlabel="model compute p50 (ms, log; service histogram)", ylabel="accuracy (%)",
-             title="Accuracy vs latency")  # fmt: skip
+            axis.scatter(
+                r.compute_p50_ms,
+                r.online_accuracy * 100,
+                marker="x",
+                s=80,
+                label=f"{r.model} (online, {r.labeled} labeled requests)",
+            )
+    axis.set(
+        xscale="log",
+        xlabel="model compute p50 (ms, log; service histogram)",
+        ylabel="accuracy (%)",
+        title="Accuracy vs latency",
+    )
     axis.grid(True, which="both", alpha=0.3)
     axis.legend(fontsize=8)
     fig.tight_layout()

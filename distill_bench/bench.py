@@ -1,0 +1,210 @@
+"""`make bench`: every target measured side by side in one run, with one load generator (wrk) and one request.
+
+Targets: the floor (a raw ASGI app answering a constant), onnxruntime called in-process (the model's own limit),
+and the service with the student and the teacher, JSON and binary bodies, batching on and off. Each HTTP target
+is loaded at 1, 8, 32 and 64 connections; 1 connection is the sequential latency.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput
+
+from distill_bench.machine import machine
+from distill_bench.scrape import parse_samples, total
+from distill_bench.server import RunningService, fetch, free_port, running, serve
+from distill_bench.wrk import Request, WrkResult, run_wrk
+from service.card import ModelCard, list_model_dirs, model_path, read_card
+
+CONNECTIONS = (1, 8, 32, 64)
+BATCHING = {"on": {}, "off": {"DISTILL_MAX_BATCH_SIZE": "1"}}
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    models: Path
+    out: Path
+    duration_s: int = 5
+    connections: tuple[int, ...] = CONNECTIONS
+    data_dir: str = "/usr/share/datasets/fashion-mnist"
+
+
+@dataclass
+class TargetResult:
+    """One HTTP target under every connection count, plus the service's own count of what it answered."""
+
+    name: str
+    runs: list[WrkResult] = field(default_factory=list)
+    service_counted: float | None = None  # requests the service's metrics saw during the target's runs
+
+    def at(self, connections: int) -> WrkResult:
+        return next(r for r in self.runs if r.connections == connections)
+
+
+def sample_image(data_dir: str) -> np.ndarray:
+    """One real test-set image as uint8 pixels (28, 28), or a fixed pattern when the data set is absent."""
+    path = Path(data_dir) / "t10k-images-idx3-ubyte.gz"
+    if not path.exists():
+        return (np.arange(784, dtype=np.uint32) % 256).astype(np.uint8).reshape(28, 28)
+    with gzip.open(path, "rb") as f:
+        return np.frombuffer(f.read(16 + 784), dtype=np.uint8, offset=16).reshape(28, 28)
+
+
+def model_input(card: ModelCard, pixels: np.ndarray) -> np.ndarray:
+    pre = card.preprocessing
+    x = (pixels.astype(np.float32) * pre.scale - pre.mean[0]) / pre.std[0]
+    return x.reshape(1, 1, pre.height, pre.width).astype(np.float32)  # (1, 1, 28, 28)
+
+
+def infer_requests(card: ModelCard, x: np.ndarray) -> dict[str, Request]:
+    """The same tensor as a v2 JSON body and as a binary-extension body, the latter built by tritonclient itself."""
+    path = f"/v2/models/{card.name}/infer"
+    as_json = {
+        "inputs": [{"name": card.input.name, "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]
+    }
+    tensor = InferInput(card.input.name, list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x, binary_data=True)
+    body, header_length = InferenceServerClient.generate_request_body(
+        [tensor], outputs=[InferRequestedOutput(card.output.name, binary_data=True)]
+    )
+    binary_headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(header_length)}
+    return {
+        "json": Request(path, json.dumps(as_json).encode(), {"Content-Type": "application/json"}),
+        "binary": Request(path, bytes(body), binary_headers),
+    }
+
+
+def in_process(card: ModelCard, onnx_path: Path, x: np.ndarray, seconds: float) -> dict[str, float]:
+    """onnxruntime alone, batch 1, single thread: the most the model itself allows on one core."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    feed = {card.input.name: x}
+    for _ in range(20):
+        session.run(None, feed)
+    times = []
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        session.run(None, feed)
+        times.append(time.perf_counter() - start)
+    us = np.array(times) * 1e6
+    return {
+        "runs_per_s_one_core": 1e6 / float(us.mean()),
+        "p50_us": float(np.percentile(us, 50)),
+        "p99_us": float(np.percentile(us, 99)),
+    }
+
+
+def _sweep(name: str, url: str, request: Request, settings: BenchSettings) -> TargetResult:
+    result = TargetResult(name)
+    for connections in settings.connections:
+        run = run_wrk(url, request, connections, settings.duration_s)
+        print(
+            f"  {name:<28} c={connections:<3} {run.requests_per_s:9.0f} req/s  "
+            f"p50 {run.latency_us[50.0]:7.0f} us  p99 {run.latency_us[99.0]:7.0f} us",
+            flush=True,
+        )
+        result.runs.append(run)
+    return result
+
+
+@dataclass(frozen=True)
+class Pair:
+    student: ModelCard
+    teacher: ModelCard
+
+
+def _pair(models: Path) -> Pair:
+    cards = {card.name: card for card in (read_card(d / "config.json") for d in list_model_dirs(models))}
+    student = next((c for c in cards.values() if c.role == "student"), None)
+    if student is None or student.teacher not in cards:
+        raise SystemExit(f"{models} needs a student and its teacher: run `make train` first")
+    return Pair(student, cards[str(student.teacher)])
+
+
+def _floor(settings: BenchSettings, request: Request) -> TargetResult:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "distill_bench.floor:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--loop",
+        "uvloop",
+        "--http",
+        "httptools",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    log = settings.out / "bench-raw" / "floor.log"
+    with running(command, f"http://127.0.0.1:{port}", "/", log, None, 30.0) as floor:
+        return _sweep("floor", floor.url, request, settings)
+
+
+def _service_targets(
+    service: RunningService, pair: Pair, requests: dict[str, dict[str, Request]], batching: str, settings: BenchSettings
+) -> Iterator[TargetResult]:
+    for card in (pair.student, pair.teacher):
+        for encoding, request in requests[card.name].items():
+            before = parse_samples(fetch(f"{service.url}/metrics"))
+            result = _sweep(f"{card.role} {encoding} batching {batching}", service.url, request, settings)
+            after = parse_samples(fetch(f"{service.url}/metrics"))
+            name = "distill_inference_requests_total"
+            result.service_counted = total(after, name, model=card.name) - total(before, name, model=card.name)
+            yield result
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def run_bench(settings: BenchSettings) -> dict[str, Any]:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    pair = _pair(settings.models)
+    pixels = sample_image(settings.data_dir)
+    inputs = {card.name: model_input(card, pixels) for card in (pair.student, pair.teacher)}
+    requests = {card.name: infer_requests(card, inputs[card.name]) for card in (pair.student, pair.teacher)}
+    raw = settings.out / "bench-raw"
+    print("in-process onnxruntime ...", flush=True)
+    limits = {
+        card.role: in_process(card, model_path(settings.models, card.name, card.latest_version), inputs[card.name], 3.0)
+        for card in (pair.student, pair.teacher)
+    }
+    targets = [_floor(settings, requests[pair.student.name]["json"])]
+    rss: dict[str, float] = {}
+    for batching, env in BATCHING.items():
+        with serve(settings.models, raw / f"service-batching-{batching}.log", env=env) as service:
+            targets += list(_service_targets(service, pair, requests, batching, settings))
+            rss[batching] = rss_mb(service.pid)
+    return {
+        "started": started,
+        "machine": machine(),
+        "duration_s": settings.duration_s,
+        "targets": [
+            {"name": t.name, "service_counted": t.service_counted, "runs": [asdict(r) for r in t.runs]} for t in targets
+        ],
+        "in_process": limits,
+        "rss_mb_after_load": rss,
+        "models": {"student": pair.student.name, "teacher": pair.teacher.name},
+    }

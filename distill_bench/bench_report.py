@@ -1,0 +1,165 @@
+"""The benchmark's report: ratios against the targets of the performance issue, a table of every run, plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def _run(data: dict[str, Any], target: str, connections: int) -> dict[str, Any]:
+    entry = next(t for t in data["targets"] if t["name"] == target)
+    return dict(next(r for r in entry["runs"] if r["connections"] == connections))
+
+
+def _rps(run: dict[str, Any]) -> float:
+    return float(run["requests"]) / float(run["duration_s"])
+
+
+def ratios(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of the issue as (what, measured ratio, goal, met); every ratio is from this one run."""
+    floor = _rps(_run(data, "floor", 32))
+    student_seq = _run(data, "student json batching on", 1)["latency_us"]["50.0"]
+    teacher_seq = _run(data, "teacher json batching on", 1)["latency_us"]["50.0"]
+    on, off = _run(data, "teacher json batching on", 32), _run(data, "teacher json batching off", 32)
+    rows = [
+        (
+            "student JSON, 32 connections: throughput / floor",
+            _rps(_run(data, "student json batching on", 32)) / floor,
+            0.30,
+        ),
+        (
+            "student binary, 32 connections: throughput / floor",
+            _rps(_run(data, "student binary batching on", 32)) / floor,
+            0.45,
+        ),
+        ("teacher p50 / student p50, 1 connection, end to end", teacher_seq / student_seq, 3.0),
+        ("teacher, 32 connections: throughput batching on / off", _rps(on) / _rps(off), 2.0),
+    ]
+    result = [{"what": w, "ratio": r, "goal": f">= {g}", "met": r >= g} for w, r, g in rows]
+    p99 = on["latency_us"]["99.0"] / off["latency_us"]["99.0"]
+    result.append(
+        {"what": "teacher, 32 connections: p99 batching on / off", "ratio": p99, "goal": "<= 2", "met": p99 <= 2.0}
+    )
+    return result
+
+
+def _losses(data: dict[str, Any]) -> list[str]:
+    lines = [
+        "| target | wrk responses (all connections) | socket errors | non-2xx | service counted |",
+        "|---|---|---|---|---|",
+    ]
+    for t in data["targets"]:
+        answered = sum(r["requests"] for r in t["runs"])
+        errors = sum(r["socket_errors"] for r in t["runs"])
+        non_2xx = sum(r["non_2xx"] for r in t["runs"])
+        counted = "-" if t["service_counted"] is None else f"{t['service_counted']:.0f}"
+        lines.append(f"| {t['name']} | {answered} | {errors} | {non_2xx} | {counted} |")
+    return lines
+
+
+def _plot(data: dict[str, Any], out: Path) -> None:
+    fig, axis = plt.subplots(figsize=(8, 5))
+    for t in data["targets"]:
+        xs = [r["connections"] for r in t["runs"]]
+        axis.plot(xs, [_rps(r) for r in t["runs"]], marker="o", label=t["name"])
+    axis.set(xscale="log", yscale="log", xlabel="connections (wrk)", ylabel="requests/s", title="Throughput")
+    axis.set_xticks(
+        [r["connections"] for r in data["targets"][0]["runs"]],
+        [str(r["connections"]) for r in data["targets"][0]["runs"]],
+    )
+    axis.grid(True, which="both", alpha=0.3)
+    axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "bench_throughput.png", dpi=110)
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for axis, connections in zip(axes, (1, 32), strict=True):
+        for t in data["targets"]:
+            if "binary" in t["name"]:
+                continue
+            run = next((r for r in t["runs"] if r["connections"] == connections), None)
+            if run:
+                points = sorted((float(v) / 1e3, float(p) / 100) for p, v in run["latency_us"].items())
+                axis.plot(*zip(*points, strict=True), marker=".", label=t["name"])
+        axis.set(
+            xscale="log",
+            xlabel="latency (ms, log)",
+            ylabel="fraction of requests",
+            title=f"Latency CDF, {connections} connection(s), JSON",
+        )
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "bench_latency_cdf.png", dpi=110)
+    plt.close(fig)
+
+
+def write_bench_report(data: dict[str, Any], out: Path) -> None:
+    checks = ratios(data)
+    data["ratios"] = checks
+    (out / "bench.json").write_text(json.dumps(data, indent=2) + "\n")
+    _plot(data, out)
+    machine = data["machine"]
+    lines = [
+        "# Serving benchmark",
+        "",
+        f"Machine: {machine['cpu']} ({machine['cores']} cores), {machine['platform']}; run at {data['started']}. "
+        f"Load generator: wrk (1 thread at 1 connection, 2 threads above), {data['duration_s']} s per point, "
+        "one real test image per request, the same body for the floor and the student's JSON target. "
+        "wrk and the server share the machine's cores.",
+        "",
+        "## Against the goals (ratios from this run)",
+        "",
+        "| what | measured | goal | met |",
+        "|---|---|---|---|",
+        *[f"| {c['what']} | {c['ratio']:.2f} | {c['goal']} | {'yes' if c['met'] else '**no**'} |" for c in checks],
+        "",
+        "## Every run",
+        "",
+        "| target | connections | req/s | p50 (us) | p99 (us) |",
+        "|---|---|---|---|---|",
+    ]
+    for t in data["targets"]:
+        for r in t["runs"]:
+            lat = r["latency_us"]
+            lines.append(
+                f"| {t['name']} | {r['connections']} | {_rps(r):.0f} | {lat['50.0']:.0f} | {lat['99.0']:.0f} |"
+            )
+    lines += [
+        "",
+        "## In-process onnxruntime (batch 1, one thread): the model's own limit",
+        "",
+        "| model | runs/s on one core | p50 (us) | p99 (us) |",
+        "|---|---|---|---|",
+    ]
+    for role, limit in data["in_process"].items():
+        lines.append(f"| {role} | {limit['runs_per_s_one_core']:.0f} | {limit['p50_us']:.1f} | {limit['p99_us']:.1f} |")
+    rss = ", ".join(f"batching {k}: {v:.0f} MB" for k, v in data["rss_mb_after_load"].items())
+    lines += [
+        "",
+        f"Service RSS after its load: {rss} (goal: under 250 MB).",
+        "",
+        "## Nothing lost",
+        "",
+        "wrk counts the responses it received; socket errors are requests that got none. The service counts "
+        "every inference request it answered (`distill_inference_requests_total`); it may count up to one "
+        "request per connection more than wrk, answered after wrk stopped listening.",
+        "",
+        *_losses(data),
+        "",
+        "![throughput](bench_throughput.png)",
+        "",
+        "![latency CDF](bench_latency_cdf.png)",
+        "",
+    ]
+    (out / "bench.md").write_text("\n".join(lines))
+    bad = [c["what"] for c in checks if not c["met"]]
+    if bad or math.isnan(sum(c["ratio"] for c in checks)):
+        print("goals not met: " + "; ".join(bad))
