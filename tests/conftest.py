@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,15 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+def _import_starlette_testclient() -> None:
+    """Starlette 1.x warns (as a UserWarning) that its TestClient wants httpx2; httpx still works. Import it
+    once here, before the conftests that use it, so warnings-as-errors does not turn that notice into a failure."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`", category=UserWarning)
+        with contextlib.suppress(ImportError):  # the training-only install has no starlette
+            import starlette.testclient  # noqa: F401
+
+
+_import_starlette_testclient()

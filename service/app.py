@@ -1,0 +1,62 @@
+"""The app factory: `create_app(settings)`; the lifespan builds the registry, batchers and data plane."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service import __version__
+from service.dataplane import DataPlane
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.repository import ModelRegistry
+from service.routes import v2
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics.registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
+    """Build the app. Models load in the background after startup; `/v2/health/ready` says when they are done."""
+    settings = settings or Settings()
+    metrics = Metrics(registry or CollectorRegistry())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        models = ModelRegistry(settings, metrics)
+        app.state.settings = settings
+        app.state.metrics = metrics
+        app.state.dataplane = DataPlane(settings, models, metrics)
+        loading = asyncio.create_task(models.load_all(), name="load-models")
+        try:
+            yield
+        finally:
+            loading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading
+            await models.close()
+
+    app = FastAPI(
+        title="distill-serve",
+        version=__version__,
+        description="Teacher and distilled student side by side: Open Inference Protocol v2 and friendly "
+        "classify/compare endpoints, with Prometheus metrics at /metrics.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(v2.router)
+    app.router.routes.extend(v2.infer_routes)
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
+    return app

@@ -1,0 +1,124 @@
+"""The data plane: what every route calls. Health, metadata and v2 inference over the registry's batchers."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from service import __version__
+from service.batcher import DynamicBatcher
+from service.card import TensorSpec
+from service.codec import InferRequest, InputTensor, encode_infer_response, parse_infer_request
+from service.errors import BadRequest, InvalidInput, NotReady, PayloadTooLarge
+from service.metrics import Metrics
+from service.repository import ModelRegistry, ServedModel
+from service.runtime import RunResult, Tensors
+from service.settings import Settings
+
+SERVER_NAME = "distill-serve"
+EXTENSIONS = ["binary_tensor_data"]
+
+
+def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
+    return {"name": spec.name, "datatype": spec.datatype, "shape": spec.shape}
+
+
+def check_rows(rows: int, limit: int) -> None:
+    if rows == 0:
+        raise InvalidInput("the batch is empty: send at least one row")
+    if rows > limit:
+        raise PayloadTooLarge(f"the batch has {rows} rows; at most {limit} per request (max_request_rows)")
+
+
+def require_finite(array: np.ndarray, what: str) -> None:
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise InvalidInput(f"{what} contains NaN or Inf; every value must be finite")
+
+
+def _check_input(model: str, tensor: InputTensor, spec: TensorSpec) -> None:
+    if tensor.datatype != spec.datatype:
+        raise BadRequest(
+            f"input {tensor.name!r} of model {model!r} has datatype {tensor.datatype}, expected {spec.datatype}"
+        )
+    if len(tensor.shape) != len(spec.shape) or any(
+        e not in (-1, a) for a, e in zip(tensor.shape, spec.shape, strict=True)
+    ):
+        raise BadRequest(
+            f"input {tensor.name!r} of model {model!r} has shape {list(tensor.shape)}, expected {spec.shape} "
+            "(-1 = any batch size)"
+        )
+
+
+class DataPlane:
+    def __init__(self, settings: Settings, registry: ModelRegistry, metrics: Metrics) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.metrics = metrics
+
+    # -- health and metadata -------------------------------------------------------------------------------
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
+
+    def check_ready(self) -> None:
+        if not self.registry.loaded:
+            raise NotReady(f"loading models: {sorted(self.registry.pending)} still to load")
+        if not self.registry.ready:
+            raise NotReady(f"no model could be served: {list(self.registry.failures.values())}")
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        model = self.registry.get(name, version)
+        card = model.card
+        return {
+            "name": card.name,
+            "versions": [str(model.runtime.version)],
+            "platform": "onnxruntime_onnx",
+            "inputs": [_tensor_metadata(card.input)],
+            "outputs": [_tensor_metadata(card.output)],
+        }
+
+    def model_ready(self, name: str, version: str | None) -> None:
+        self.registry.get(name, version)
+
+    # -- inference -----------------------------------------------------------------------------------------
+    async def run(self, model: ServedModel, inputs: Tensors, rows: int) -> RunResult:
+        batcher: DynamicBatcher = model.batcher
+        return await batcher.submit(inputs, rows)
+
+    def _feeds(self, model: ServedModel, request: InferRequest) -> tuple[Tensors, int]:
+        spec = model.card.input
+        names = [t.name for t in request.inputs]
+        if names != [spec.name]:
+            raise BadRequest(f"model {model.name!r} takes exactly one input {spec.name!r}, got inputs {names}")
+        tensor = request.inputs[0]
+        _check_input(model.name, tensor, spec)
+        rows = tensor.shape[0]
+        check_rows(rows, self.settings.max_request_rows)
+        require_finite(tensor.array, f"input {tensor.name!r}")
+        return {spec.name: tensor.array}, rows
+
+    def _selected(self, model: ServedModel, request: InferRequest) -> list[tuple[str, bool]]:
+        available = model.card.output.name
+        if request.outputs is None:
+            return [(available, request.binary_output)]
+        unknown = [n for n in request.outputs if n != available]
+        if unknown:
+            raise BadRequest(f"model {model.name!r} has no output {unknown}; its outputs are [{available!r}]")
+        return list(request.outputs.items())
+
+    async def infer(
+        self, name: str, version: str | None, body: bytes, header_length: str | None
+    ) -> tuple[bytes, int | None]:
+        model = self.registry.get(name, version)
+        request = parse_infer_request(body, header_length)
+        feeds, rows = self._feeds(model, request)
+        selected = self._selected(model, request)
+        result = await self.run(model, feeds, rows)
+        datatype: str = model.card.output.datatype
+        outputs = [(n, datatype, result.outputs[n], binary) for n, binary in selected]
+        return encode_infer_response(model.name, model.runtime.version, request.id, outputs)
+
+    def observe_request(self, endpoint: str, model: str, started: float) -> None:
+        label = model if self.registry.known(model) or model in ("cascade", "compare") else "unknown"
+        self.metrics.request_duration.labels(endpoint, label).observe(time.perf_counter() - started)

@@ -1,0 +1,126 @@
+"""The model registry: scans the repository, loads and warms each model once, keeps the failures' reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from service.batcher import DynamicBatcher
+from service.card import CARD_FILE, ModelCard, list_model_dirs, read_card
+from service.errors import NotFound, NotReady
+from service.metrics import Metrics
+from service.runtime import LoadError, ModelRuntime
+from service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    runtime: ModelRuntime
+    batcher: DynamicBatcher
+
+    @property
+    def name(self) -> str:
+        return self.runtime.name
+
+    @property
+    def card(self) -> ModelCard:
+        return self.runtime.card
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.models: dict[str, ServedModel] = {}
+        self.failures: dict[str, str] = {}
+        self.pending: set[str] = set()
+        self.loaded = False  # every model has been tried
+
+    async def load_all(self) -> None:
+        repo = self.settings.models_dir
+        dirs = list_model_dirs(repo) if repo.is_dir() else []
+        if not dirs:
+            log.error("no models in %s (expected <name>/%s and <name>/<version>/model.onnx)", repo, CARD_FILE)
+        self.pending = {d.name for d in dirs}
+        for d in dirs:
+            try:
+                await self._load(d.name)
+            except (LoadError, ValidationError, OSError) as exc:
+                reason = f"model {d.name!r} failed to load: {exc}"
+                log.error("%s", reason)
+                self.failures[d.name] = reason
+            self.pending.discard(d.name)
+        self.loaded = True
+        log.info("serving %s; failed: %s", sorted(self.models) or "nothing", sorted(self.failures) or "none")
+
+    async def _load(self, dir_name: str) -> None:
+        repo = self.settings.models_dir
+        card = read_card(repo / dir_name / CARD_FILE)
+        if card.name != dir_name:
+            raise LoadError(f"the card in folder {dir_name!r} names the model {card.name!r}")
+        threads = self.settings.threads_for(card.name)
+        config = self.settings.batching_for(card.name)
+        runtime = await asyncio.to_thread(ModelRuntime.load, repo, card, threads)
+        single_s = await asyncio.to_thread(runtime.warmup, self.settings.warmup_runs, config.max_batch_size)
+        inline = single_s * 1e6 < self.settings.inline_run_max_us
+        batcher = DynamicBatcher(
+            card.name, runtime.run, config, self.metrics.for_model(card.name, card.role),
+            inline=inline, retry_after_s=self.settings.retry_after_s,
+        )  # fmt: skip
+        batcher.start()
+        self.models[card.name] = ServedModel(runtime, batcher)
+        self.metrics.model_loaded(card, runtime.version)
+        log.info(
+            "loaded %s v%d (%s, %d intra-op threads): %.0f us per row warm, runs %s",
+            card.name, runtime.version, card.role, threads.intra_op_threads, single_s * 1e6,
+            "inline" if inline else "in a worker thread",
+        )  # fmt: skip
+
+    async def close(self) -> None:
+        for model in self.models.values():
+            await model.batcher.stop()
+
+    @property
+    def ready(self) -> bool:
+        return self.loaded and bool(self.models)
+
+    def known(self, name: str) -> bool:
+        return name in self.models or name in self.failures or name in self.pending
+
+    def get(self, name: str, version: str | None = None) -> ServedModel:
+        model = self.models.get(name)
+        if model is None:
+            if name in self.failures:
+                raise NotReady(self.failures[name])
+            if name in self.pending or not self.loaded:
+                raise NotReady(f"model {name!r} is loading")
+            raise NotFound(f"unknown model {name!r}; served models: {sorted(self.models)}")
+        if version is not None and version != str(model.runtime.version):
+            raise NotFound(f"model {name!r} has no version {version!r} served; served version: {model.runtime.version}")
+        return model
+
+    def by_role(self, role: str) -> ServedModel:
+        """The model answering `route=student|teacher`: the setting, else the card relations."""
+        chosen = self.settings.student if role == "student" else self.settings.teacher
+        if chosen is not None:
+            return self.get(chosen)
+        if not self.loaded:
+            raise NotReady("models are loading")
+        if role == "teacher":
+            student = self.models.get(self.settings.student or "")
+            students = [student] if student else self._with_role("student")
+            teacher = next((s.card.teacher for s in students if s.card.teacher in self.models), None)
+            if teacher is not None:
+                return self.models[teacher]
+        candidates = self._with_role(role)
+        if not candidates:
+            raise NotFound(f"no {role} model is served; served models: {sorted(self.models)}")
+        return candidates[0]
+
+    def _with_role(self, role: str) -> list[ServedModel]:
+        return [self.models[n] for n in sorted(self.models) if self.models[n].card.role == role]

@@ -1,0 +1,1 @@
+"""HTTP routes: translate HTTP to data-plane calls, nothing more."""

@@ -1,0 +1,141 @@
+"""The service's one settings class: environment variables prefixed `DISTILL_`, overridable by CLI flags."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "DISTILL_"
+
+
+def available_cores() -> int:
+    """Cores this process may run on (the affinity mask, not the machine's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class ModelOverrides(BaseModel):
+    """Per-model overrides of the batching and thread settings; unset fields keep the global value."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_batch_size: int | None = Field(default=None, ge=1, description="rows per onnxruntime run")
+    max_queue_delay_ms: float | None = Field(default=None, ge=0, description="wait for more rows, ms")
+    max_queue_size: int | None = Field(default=None, ge=1, description="queued requests before 503")
+    intra_op_threads: int | None = Field(default=None, ge=0, description="onnxruntime intra-op threads")
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """The resolved batching policy of one model."""
+
+    max_batch_size: int
+    max_queue_delay_s: float
+    max_queue_size: int
+
+
+@dataclass(frozen=True)
+class ThreadConfig:
+    """The resolved onnxruntime threading of one model."""
+
+    intra_op_threads: int
+    inter_op_threads: int
+    allow_spinning: bool
+
+
+class Settings(BaseSettings):
+    """Configuration of the inference service. Every field reads `DISTILL_<FIELD>` from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True)
+
+    models_dir: Path = Field(
+        default=Path("models"),
+        description="Model repository: `<dir>/<name>/config.json` and `<dir>/<name>/<version>/model.onnx`; "
+        "the highest version of every model is served.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address to bind (`0.0.0.0` in a container).")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port to bind.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        default="info", description="Log level of the service and uvicorn."
+    )
+    access_log: bool = Field(default=False, description="Log every request (costs throughput).")
+    student: str | None = Field(
+        default=None,
+        description="Model answering `route=student`; default: the only served student (the first by name "
+        "if there are several).",
+    )
+    teacher: str | None = Field(
+        default=None,
+        description="Model answering `route=teacher`; default: the student's teacher when served, else the "
+        "only served teacher.",
+    )
+    cascade_threshold: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="Cascade: the student answers when its top probability reaches this, otherwise the "
+        "teacher does (per request: `?threshold=`).",
+    )
+    max_batch_size: int = Field(default=32, ge=1, description="Dynamic batcher: most rows per onnxruntime run.")
+    max_queue_delay_ms: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="Dynamic batcher: how long a run waits for more rows after the first request; 0 = no "
+        "waiting (requests already queued are still batched).",
+    )
+    max_queue_size: int = Field(
+        default=256, ge=1, description="Dynamic batcher: queued requests per model before answering 503."
+    )
+    retry_after_s: int = Field(default=1, ge=0, description="`Retry-After` seconds sent with a 503.")
+    model_overrides: dict[str, ModelOverrides] = Field(
+        default_factory=dict,
+        description='Per-model overrides as JSON, e.g. `{"fmnist-teacher": {"max_batch_size": 8, '
+        '"max_queue_delay_ms": 2, "max_queue_size": 64, "intra_op_threads": 2}}`.',
+    )
+    intra_op_threads: int = Field(
+        default=0, ge=0, description="onnxruntime intra-op threads per model; 0 = the cores available."
+    )
+    inter_op_threads: int = Field(default=1, ge=1, description="onnxruntime inter-op threads per model.")
+    allow_spinning: bool = Field(
+        default=False, description="Let onnxruntime threads spin while idle (burns cores; off for a server)."
+    )
+    inline_run_max_us: float = Field(
+        default=200.0,
+        ge=0.0,
+        description="Models whose warm single-row run is faster than this run on the event loop instead "
+        "of a worker thread (the thread hop costs more than the run); 0 = always a thread.",
+    )
+    warmup_runs: int = Field(default=5, ge=1, description="Warm-up runs per model before it turns ready.")
+    max_body_bytes: int = Field(default=8 << 20, ge=1024, description="Largest request body, bytes (413).")
+    max_request_rows: int = Field(default=256, ge=1, description="Most rows (images) in one request (413).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.student is not None and self.student == self.teacher:
+            raise ValueError("student and teacher must be different models")
+        return self
+
+    def batching_for(self, model: str) -> BatchConfig:
+        o = self.model_overrides.get(model, ModelOverrides())
+        delay_ms = o.max_queue_delay_ms if o.max_queue_delay_ms is not None else self.max_queue_delay_ms
+        return BatchConfig(
+            max_batch_size=o.max_batch_size or self.max_batch_size,
+            max_queue_delay_s=delay_ms / 1000.0,
+            max_queue_size=o.max_queue_size or self.max_queue_size,
+        )
+
+    def threads_for(self, model: str) -> ThreadConfig:
+        o = self.model_overrides.get(model, ModelOverrides())
+        intra = o.intra_op_threads if o.intra_op_threads is not None else self.intra_op_threads
+        return ThreadConfig(
+            intra_op_threads=intra or available_cores(),
+            inter_op_threads=self.inter_op_threads,
+            allow_spinning=self.allow_spinning,
+        )

@@ -1,0 +1,38 @@
+"""Settings: env prefix, per-model overrides, and the generated settings table kept current."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.settings import Settings, available_cores
+from service.settings_doc import DOC_PATH, settings_markdown
+
+
+def test_settings_doc_is_current() -> None:
+    assert DOC_PATH.read_text() == settings_markdown(), "run: python -m service --write-settings-doc"
+
+
+def test_every_field_is_documented() -> None:
+    assert all(field.description for field in Settings.model_fields.values())
+
+
+def test_env_prefix_and_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTILL_MAX_BATCH_SIZE", "16")
+    monkeypatch.setenv("DISTILL_MODEL_OVERRIDES", '{"big": {"max_batch_size": 4, "max_queue_delay_ms": 2.5}}')
+    settings = Settings()
+    assert settings.batching_for("small").max_batch_size == 16
+    big = settings.batching_for("big")
+    assert (big.max_batch_size, big.max_queue_delay_s, big.max_queue_size) == (4, 0.0025, 256)
+    assert settings.threads_for("big").intra_op_threads == available_cores()
+    assert not settings.threads_for("big").allow_spinning
+
+
+def test_flags_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISTILL_PORT", "9000")
+    assert Settings().port == 9000
+    assert Settings(port=9100).port == 9100
+
+
+def test_cross_field_check() -> None:
+    with pytest.raises(ValueError, match="different"):
+        Settings(student="m", teacher="m")
