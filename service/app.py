@@ -17,7 +17,7 @@ from service.dataplane import DataPlane
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.repository import ModelRegistry
-from service.routes import v2
+from service.routes import friendly, v2
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry | N
     )
     install_error_handlers(app)
     app.include_router(v2.router)
+    app.include_router(friendly.router)
     app.router.routes.extend(v2.infer_routes)
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     return app

@@ -10,6 +10,7 @@ import numpy as np
 from service import __version__
 from service.batcher import DynamicBatcher
 from service.card import TensorSpec
+from service.classification import Classifier
 from service.codec import InferRequest, InputTensor, encode_infer_response, parse_infer_request
 from service.errors import BadRequest, InvalidInput, NotReady, PayloadTooLarge
 from service.metrics import Metrics
@@ -56,6 +57,7 @@ class DataPlane:
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
+        self.classifier = Classifier(registry, metrics, settings.cascade_threshold)
 
     # -- health and metadata -------------------------------------------------------------------------------
     def server_metadata(self) -> dict[str, Any]:
@@ -120,5 +122,5 @@ class DataPlane:
         return encode_infer_response(model.name, model.runtime.version, request.id, outputs)
 
     def observe_request(self, endpoint: str, model: str, started: float) -> None:
-        label = model if self.registry.known(model) or model in ("cascade", "compare") else "unknown"
-        self.metrics.request_duration.labels(endpoint, label).observe(time.perf_counter() - started)
+        """Whole-request latency; `model` must be a served name, "cascade", "compare" or "unknown"."""
+        self.metrics.request_duration.labels(endpoint, model).observe(time.perf_counter() - started)

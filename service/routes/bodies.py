@@ -1,10 +1,17 @@
-"""Reading request bodies within the configured size limit."""
+"""Reading request bodies within the configured limits: raw bytes, and friendly JSON or multipart bodies."""
 
 from __future__ import annotations
 
+import orjson
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
+from starlette.types import Message
 
-from service.errors import BadRequest, PayloadTooLarge
+from service.dataplane import check_rows
+from service.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from service.preprocessing import PixelBatch, decode_image, parse_label_field, parse_labels, parse_rows
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -30,3 +37,65 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise _too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _form(request: Request, body: bytes, max_files: int) -> FormData:
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        return await Request(request.scope, replay).form(max_files=max_files, max_fields=16)
+    except (MultiPartException, HTTPException) as exc:
+        raise BadRequest(f"malformed multipart body: {getattr(exc, 'message', None) or exc}") from None
+
+
+async def _files_batch(request: Request, body: bytes, max_rows: int) -> PixelBatch:
+    form = await _form(request, body, max_rows)
+    try:
+        return await _decode_form(form, max_rows)
+    finally:
+        await form.close()
+
+
+async def _decode_form(form: FormData, max_rows: int) -> PixelBatch:
+    uploads = form.getlist("files")
+    if not uploads:
+        raise InvalidInput("the multipart body has no 'files': upload one or more PNG/JPEG images as 'files'")
+    check_rows(len(uploads), max_rows)
+    images = []
+    for upload in uploads:
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("'files' must be file uploads (PNG or JPEG), not text fields")
+        images.append(decode_image(upload.filename or "upload", await upload.read()))
+    labels = form.get("labels")
+    if labels is not None and not isinstance(labels, str):
+        raise InvalidInput("'labels' must be a text field of comma-separated integers")
+    return PixelBatch(images=images, labels=parse_label_field(labels or "", len(images)))
+
+
+def _json_batch(body: bytes, max_rows: int) -> PixelBatch:
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict) or "inputs" not in doc:
+        raise BadRequest('the body must be a JSON object {"inputs": [row, ...], "labels": [int, ...]?}')
+    unknown = set(doc) - {"inputs", "labels"}
+    if unknown:
+        raise BadRequest(f"unknown fields {sorted(unknown)}; expected 'inputs' and optionally 'labels'")
+    rows = parse_rows(doc["inputs"])
+    check_rows(len(rows), max_rows)
+    return PixelBatch(rows=rows, labels=parse_labels(doc.get("labels"), len(rows)))
+
+
+async def read_pixel_batch(request: Request, max_body_bytes: int, max_rows: int) -> PixelBatch:
+    """A friendly body: JSON `{"inputs": [...], "labels": [...]}` or multipart `files` (+ `labels`)."""
+    content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    body = await read_body(request, max_body_bytes)
+    if content_type == "multipart/form-data":
+        return await _files_batch(request, body, max_rows)
+    if content_type in ("application/json", "") or content_type.endswith("+json"):
+        return _json_batch(body, max_rows)
+    raise UnsupportedMediaType(
+        f"content type {content_type!r} is not accepted; send application/json or multipart/form-data"
+    )

@@ -63,7 +63,7 @@ async def infer(request: Request) -> Response:
             name, request.path_params.get("version"), body, request.headers.get(HEADER_LENGTH)
         )
     finally:
-        plane.observe_request("infer", name, started)
+        plane.observe_request("infer", name if plane.registry.known(name) else "unknown", started)
     if header_length is None:
         return Response(content, media_type="application/json")
     return Response(

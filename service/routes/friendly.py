@@ -1,0 +1,70 @@
+"""Friendly endpoints for people and curl: classify images or pixel arrays, compare teacher and student."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from service.classification import Route
+from service.routes.bodies import read_pixel_batch
+from service.routes.v2 import Plane
+
+router = APIRouter(prefix="/v1", tags=["friendly"])
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["inputs"],
+                    "properties": {
+                        "inputs": {"type": "array", "description": "rows of raw pixels 0..255: flat or shaped"},
+                        "labels": {"type": "array", "items": {"type": "integer"}, "description": "true classes"},
+                    },
+                }
+            },
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "labels": {"type": "string", "description": "comma-separated true classes"},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+@router.post("/classify", openapi_extra=_BODY_DOC)
+async def classify(
+    request: Request,
+    plane: Plane,
+    route: Annotated[Route | None, Query(description="student (default), teacher or cascade")] = None,
+    model: Annotated[str | None, Query(description="a served model by name, instead of a route")] = None,
+    threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="cascade threshold")] = None,
+) -> dict[str, Any]:
+    """Classify PNG/JPEG uploads or pixel arrays with a model or a route; labels count online accuracy."""
+    started = time.perf_counter()
+    try:
+        batch = await read_pixel_batch(request, plane.settings.max_body_bytes, plane.settings.max_request_rows)
+        return await plane.classifier.classify(batch, model, route, threshold)
+    finally:
+        plane.observe_request("classify", plane.classifier.label_for(model, route), started)
+
+
+@router.post("/compare", openapi_extra=_BODY_DOC)
+async def compare(request: Request, plane: Plane) -> dict[str, Any]:
+    """Teacher and student on the same input: both answers, both compute times, speedup and agreement."""
+    started = time.perf_counter()
+    try:
+        batch = await read_pixel_batch(request, plane.settings.max_body_bytes, plane.settings.max_request_rows)
+        return await plane.classifier.compare(batch)
+    finally:
+        plane.observe_request("compare", "compare", started)
