@@ -1,0 +1,169 @@
+"""`python -m distill_training <step>`: teacher, logits, student, kd-vs-control, export, report, pipeline.
+
+Every step first brings its inputs up to date (skipping what is already built), so each runs on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from distill_training import pipeline as steps
+from distill_training.config import PROFILES, ConfigError, PipelineConfig, load_config, parse_set_args
+from distill_training.data import DatasetError
+from distill_training.export import ExportValidationError
+from distill_training.report import build_rows, environment, measure_latency, write_report
+from distill_training.staleness import read_meta
+from distill_training.train import autocast_dtype
+
+Step = Callable[[steps.Context, argparse.Namespace], None]
+
+
+def _teacher(ctx: steps.Context, args: argparse.Namespace) -> None:
+    path = steps.teacher_weights(ctx)
+    meta = read_meta(path.parent)
+    print(f"teacher: {path} (best val accuracy {meta['val_accuracy']:.4f})")
+
+
+def _logits(ctx: steps.Context, args: argparse.Namespace) -> None:
+    (x, _, logits), key = steps.student_views(ctx)
+    print(f"teacher logits: {tuple(logits.shape)} for {len(x):,} training views, cache key {key[:16]}")
+
+
+def _student(ctx: steps.Context, args: argparse.Namespace) -> None:
+    r = steps.student(ctx, args.method, args.seed)
+    print(f"student {r.method} seed {r.seed}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f} -> {r.weights}")
+
+
+def _kd_vs_control(ctx: steps.Context, args: argparse.Namespace) -> None:
+    summary = steps.kd_vs_control(ctx, args.seeds or ctx.cfg.student.seeds)
+    kd, none, diff = summary["kd"], summary["none"], summary["difference"]
+    print(f"KD:      {kd['mean']:.2%} ± {kd['std'] * 100:.2f} pts  {[f'{a:.4f}' for a in kd['test_accuracy']]}")
+    print(f"control: {none['mean']:.2%} ± {none['std'] * 100:.2f} pts  {[f'{a:.4f}' for a in none['test_accuracy']]}")
+    print(
+        f"KD - control: {diff['mean'] * 100:+.2f} ± {diff['std'] * 100:.2f} pts, KD ahead on "
+        f"{diff['kd_wins']}/{summary['seeds']} seeds -> {ctx.run_dir / 'comparison.json'}"
+    )
+
+
+def _export(ctx: steps.Context, args: argparse.Namespace) -> None:
+    for label, pub in steps.export_all(ctx, Path(args.out)).items():
+        record = pub.card.versions[pub.card.latest_version]
+        print(
+            f"{label}: {pub.model_file} ({record.parameters:,} params, {record.size_bytes / 1024:,.0f} KiB, "
+            f"ONNX test accuracy {record.test_accuracy:.4f}, max abs diff "
+            f"{pub.validation.get('max_abs_diff', 0.0):.1e})"
+        )
+
+
+def _report(ctx: steps.Context, args: argparse.Namespace) -> None:
+    cfg = ctx.cfg
+    published = steps.export_all(ctx, Path(args.out))
+    comparison = steps.kd_vs_control(ctx, cfg.student.seeds)
+    timings = steps.save_timings(ctx)
+    latencies = measure_latency(
+        {k: p.model_file for k, p in published.items()},
+        threads=cfg.export.latency_threads,
+        runs=cfg.export.latency_runs,
+    )
+    rows = build_rows(published, latencies)
+    precision = "bf16" if autocast_dtype(cfg.teacher.precision) else "fp32"
+    path = write_report(
+        Path(args.reports or cfg.export.report_dir),
+        rows=rows,
+        comparison=comparison,
+        timings=timings,
+        teacher_history=read_meta(ctx.run_dir / "teacher").get("history", []),
+        environment=environment(precision),
+        profile=cfg.profile,
+        threads=cfg.export.latency_threads,
+    )
+    teacher = rows[0]
+    for row in rows:
+        print(
+            f"{row.label:8s} {row.accuracy:.2%}  {row.parameters:>9,} params  p50 {row.p50_us:8.1f} µs  "
+            f"speedup {teacher.p50_us / row.p50_us:5.1f}x"
+        )
+    print(f"report: {path}")
+
+
+def _pipeline(ctx: steps.Context, args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    _kd_vs_control(ctx, argparse.Namespace(seeds=0))
+    _export(ctx, args)
+    _report(ctx, args)
+    print(f"pipeline ({ctx.cfg.profile}) done in {time.perf_counter() - start:.0f} s; models in {args.out}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m distill_training", description=__doc__)
+    sub = parser.add_subparsers(dest="step", required=True, metavar="STEP")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--profile", choices=PROFILES, default="default", help="defaults to start from")
+    common.add_argument("--config", type=Path, help="YAML file overriding the profile (same nesting as config.yaml)")
+    common.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override one setting, e.g. --set teacher.epochs=5 (repeatable)",
+    )
+    common.add_argument("--data-dir", help="IDX files or train.npz/test.npz (default: the Debian Fashion-MNIST)")
+    common.add_argument("--run-dir", help="work directory for checkpoints and caches (default runs/<profile>)")
+
+    def add(name: str, fn: Step, help_: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    add("teacher", _teacher, "train the teacher (checkpoint every epoch; resumes when interrupted)")
+    add("logits", _logits, "cache the teacher's logits on the training views")
+    p = add("student", _student, "train one student")
+    p.add_argument("--method", choices=steps.METHODS, default="kd", help="kd (distilled) or none (label-only)")
+    p.add_argument("--seed", type=int, default=0)
+    p = add("kd-vs-control", _kd_vs_control, "train KD and control students on the same seeds; mean and spread")
+    p.add_argument("--seeds", type=int, default=0, help="number of seeds (default: student.seeds of the profile)")
+    for name, fn, help_ in (
+        ("export", _export, "export, validate and publish the teacher and KD student (control into the run dir)"),
+        ("report", _report, "measure latency and write reports/distillation.md, .json and plots"),
+        ("pipeline", _pipeline, "all steps, skipping those whose outputs are up to date"),
+    ):
+        p = add(name, fn, help_)
+        p.add_argument("--out", default="models", help="model repository to write (default: models)")
+        if name != "export":
+            p.add_argument("--reports", help="report directory (default: export.report_dir, 'reports')")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> PipelineConfig:
+    overrides: dict[str, str] = {}
+    if args.data_dir:
+        overrides["data.data_dir"] = args.data_dir
+    overrides.update(parse_set_args(args.set))
+    if args.run_dir:
+        overrides["run_dir"] = args.run_dir
+    return load_config(args.profile, args.config, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        ctx = steps.open_context(_config(args))
+        args.fn(ctx, args)
+    except (DatasetError, ConfigError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except ExportValidationError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,213 @@
+"""The training configuration: frozen dataclasses, two profiles, command-line overrides, YAML next to artifacts.
+
+A run is fully described by one `PipelineConfig`. Profiles give its defaults (`quick` for tests, `default` for
+the real models); `--config FILE.yaml` and `--set section.field=value` override them, in that order. The
+resolved config is saved as `config.yaml` next to every artifact and inside every model card.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import yaml
+
+DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_LABELS = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+Precision = Literal["auto", "fp32", "bf16"]
+PROFILES = ("quick", "default")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how train is split; the test set is only used for final numbers."""
+
+    data_dir: str = DEFAULT_DATA_DIR
+    labels: tuple[str, ...] = FASHION_MNIST_LABELS
+    val_size: int = 5000  # held out of train for model selection
+    train_limit: int = 0  # 0 = all of train; the quick profile trains on a subset
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """A convolutional teacher: two conv stages then a dense head (most parameters, few MACs)."""
+
+    name: str = "fmnist-teacher"
+    width: int = 32  # channels of the first stage; the second has twice as many
+    hidden: int = 512  # dense head
+    dropout: float = 0.3
+    epochs: int = 12
+    batch_size: int = 256
+    lr: float = 3e-3  # peak of the one-cycle schedule (AdamW)
+    weight_decay: float = 5e-4
+    augment: bool = True  # random horizontal flips and shifts of up to 2 pixels
+    precision: Precision = "auto"  # auto: bf16 autocast where the CPU supports bf16, fp32 otherwise
+    channels_last: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """An MLP student distilled from cached teacher logits, and its label-only control."""
+
+    name: str = "fmnist-student"
+    control_name: str = "fmnist-control"  # exported into the run directory, not the served repository
+    hidden: tuple[int, ...] = (128,)
+    epochs: int = 30
+    batch_size: int = 256
+    lr: float = 2e-3  # peak of the one-cycle schedule (AdamW)
+    weight_decay: float = 1e-4
+    temperature: float = 2.0  # chosen on the validation split
+    kd_weight: float = 0.5  # weight of the soft (KD) term; 1 - kd_weight goes to cross-entropy
+    hflip_view: bool = True  # also train on mirrored images (their teacher logits are cached too)
+    seeds: int = 3  # kd-vs-control trains seeds 0..seeds-1 of both methods; seed 0 is served
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """ONNX export, its validation thresholds and the latency measurement of the report."""
+
+    opset: int = 18
+    validate_images: int = 512  # real test images compared between onnxruntime and PyTorch
+    max_abs_diff: float = 1e-3  # largest tolerated logit difference
+    min_agreement: float = 0.99  # smallest tolerated argmax agreement
+    latency_threads: int = 1  # same intra-op thread count for every model
+    latency_runs: int = 400
+    report_dir: str = "reports"
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    profile: str = "default"
+    run_dir: str = "runs/default"
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+
+
+def profile_config(profile: str) -> PipelineConfig:
+    """The defaults of a profile: `default` (the real models) or `quick` (tiny nets on a subset, ~2 minutes)."""
+    if profile == "default":
+        return PipelineConfig()
+    if profile == "quick":
+        return PipelineConfig(
+            profile="quick",
+            run_dir="runs/quick",
+            data=DataConfig(val_size=1000, train_limit=8000),
+            teacher=TeacherConfig(width=8, hidden=64, epochs=2, dropout=0.1),
+            student=StudentConfig(hidden=(32,), epochs=3, seeds=2),
+            export=ExportConfig(validate_images=256, latency_runs=100),
+        )
+    raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+
+
+class ConfigError(ValueError):
+    """A bad override or config file; the message says which key and why."""
+
+
+def _coerce(value: str, current: Any) -> Any:
+    """Parse a command-line string into the type of the field it replaces."""
+    if isinstance(current, bool):
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"expected a boolean, got {value!r}")
+    if isinstance(current, tuple):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        kind = type(current[0]) if current else str
+        return tuple(kind(p) for p in parts)
+    if isinstance(current, int | float):
+        return type(current)(value)
+    return value
+
+
+def _apply(section: Any, key: str, value: Any) -> Any:
+    names = {f.name for f in fields(section)}
+    if key not in names:
+        raise ConfigError(f"unknown setting {key!r}; known: {', '.join(sorted(names))}")
+    current = getattr(section, key)
+    try:
+        new = _coerce(value, current) if isinstance(value, str) else value
+        if isinstance(current, tuple) and isinstance(new, list):
+            new = tuple(new)
+    except ValueError as err:
+        raise ConfigError(f"{key}: {err}") from None
+    return replace(section, **{key: new})
+
+
+def apply_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> PipelineConfig:
+    """Apply `{"section.field": value}` (or top-level `"field"`) overrides; strings are parsed by field type."""
+    for dotted, value in overrides.items():
+        section_name, _, key = dotted.rpartition(".")
+        if not section_name:
+            config = cast(PipelineConfig, _apply(config, key, value))
+            continue
+        if section_name not in ("data", "teacher", "student", "export"):
+            raise ConfigError(f"unknown section {section_name!r} in {dotted!r}")
+        section = _apply(getattr(config, section_name), key, value)
+        config = replace(config, **{section_name: section})
+    return config
+
+
+def parse_set_args(items: list[str]) -> dict[str, str]:
+    """`["teacher.epochs=5", ...]` -> `{"teacher.epochs": "5"}`."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set takes section.field=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def load_config(
+    profile: str, config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> PipelineConfig:
+    """Profile defaults, then a YAML file (same nesting as `to_dict`), then `--set` overrides."""
+    config = profile_config(profile)
+    if config_file is not None:
+        try:
+            tree = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read config file {config_file}: {err}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{config_file} must hold a mapping")
+        config = apply_overrides(config, flatten(tree))
+    return apply_overrides(config, overrides or {})
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A JSON-able dict of a config dataclass (tuples become lists)."""
+    return cast(dict[str, Any], json.loads(json.dumps(dataclasses.asdict(config))))
+
+
+def save_config(config: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(to_dict(config), sort_keys=False))

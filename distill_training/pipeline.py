@@ -1,0 +1,166 @@
+"""The steps, each of which first makes sure its inputs exist (earlier steps skip when up to date).
+
+teacher -> logits -> students (KD and label-only control, seeds 0..n-1) -> export (served repository + control
+in the run directory) -> report. Step wall times are recorded in `<run_dir>/timings.json` for the report.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from distill_training.config import PipelineConfig, save_config, to_dict
+from distill_training.data import Dataset, load_dataset
+from distill_training.export import Published, publish
+from distill_training.logits_cache import Views, cached_views
+from distill_training.train import (
+    StudentResult,
+    build_student,
+    build_teacher,
+    load_weights,
+    train_student,
+    train_teacher,
+)
+from service.card import Method
+
+T = TypeVar("T")
+METHODS = ("kd", "none")
+TIMINGS = "timings.json"
+CACHED_SECONDS = 2.0  # a step that took less than this found its outputs up to date
+
+
+@dataclass
+class Context:
+    """What the steps share in one invocation: the config, the data (loaded once) and step timings."""
+
+    cfg: PipelineConfig
+    data: Dataset
+    timings: dict[str, float]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.run_dir)
+
+
+def open_context(cfg: PipelineConfig) -> Context:
+    data = load_dataset(cfg.data)
+    run_dir = Path(cfg.run_dir)
+    save_config(cfg, run_dir / "config.yaml")
+    return Context(cfg, data, {})
+
+
+def _timed(ctx: Context, step: str, fn: Callable[[], T]) -> T:
+    """Run a step and record its wall time (a cached step takes well under a second)."""
+    start = time.perf_counter()
+    result = fn()
+    ctx.timings[step] = ctx.timings.get(step, 0.0) + time.perf_counter() - start
+    return result
+
+
+def teacher_weights(ctx: Context) -> Path:
+    return _timed(ctx, "teacher", lambda: train_teacher(ctx.cfg, ctx.data, ctx.run_dir / "teacher"))
+
+
+def student_views(ctx: Context) -> tuple[Views, str]:
+    weights = teacher_weights(ctx)
+    return _timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, weights, ctx.run_dir / "logits"))
+
+
+def student(ctx: Context, method: str, seed: int) -> StudentResult:
+    views, key = student_views(ctx)
+    out = ctx.run_dir / "students" / f"{method}-seed{seed}"
+    return _timed(
+        ctx,
+        "students",
+        lambda: train_student(ctx.cfg.student, ctx.data, views, method=method, seed=seed, logits_key=key, out_dir=out),
+    )
+
+
+def kd_vs_control(ctx: Context, seeds: int) -> dict[str, Any]:
+    """Train both methods on seeds 0..seeds-1 (same init, same batches); mean and spread of test accuracy."""
+    runs = {m: [student(ctx, m, s) for s in range(seeds)] for m in METHODS}
+    summary: dict[str, Any] = {"seeds": seeds, "student": to_dict(ctx.cfg.student)}
+    for method, results in runs.items():
+        accs = [r.test_accuracy for r in results]
+        summary[method] = {
+            "test_accuracy": accs,
+            "val_accuracy": [r.val_accuracy for r in results],
+            "mean": statistics.fmean(accs),
+            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        }
+    diffs = [k - c for k, c in zip(summary["kd"]["test_accuracy"], summary["none"]["test_accuracy"], strict=True)]
+    summary["difference"] = {
+        "per_seed": diffs,
+        "mean": statistics.fmean(diffs),
+        "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+        "kd_wins": sum(d > 0 for d in diffs),
+        "every_kd_above_every_control": min(summary["kd"]["test_accuracy"]) > max(summary["none"]["test_accuracy"]),
+    }
+    (ctx.run_dir / "comparison.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
+    """The served repository gets the teacher and the KD student; the control goes to `<run_dir>/export`."""
+    cfg, data = ctx.cfg, ctx.data
+    teacher_path = teacher_weights(ctx)
+    kd, control = student(ctx, "kd", 0), student(ctx, "none", 0)
+
+    def run() -> dict[str, Published]:
+        training = to_dict(cfg)
+        teacher_model = load_weights(build_teacher(cfg.teacher, data), teacher_path)
+        out = {
+            "teacher": publish(
+                teacher_model,
+                data,
+                cfg.export,
+                repo=repo,
+                name=cfg.teacher.name,
+                role="teacher",
+                method="teacher",
+                teacher=None,
+                source=teacher_path,
+                config=training,
+            )
+        }
+        jobs: list[tuple[str, StudentResult, Path, str, Method]] = [
+            ("student", kd, repo, cfg.student.name, "kd"),
+            ("control", control, ctx.run_dir / "export", cfg.student.control_name, "none"),
+        ]
+        for label, result, target, name, method in jobs:
+            model = load_weights(build_student(cfg.student, data), result.weights)
+            out[label] = publish(
+                model,
+                data,
+                cfg.export,
+                repo=target,
+                name=name,
+                role="student",
+                method=method,
+                teacher=cfg.teacher.name,
+                source=result.weights,
+                config=training,
+            )
+        return out
+
+    return _timed(ctx, "export", run)
+
+
+def save_timings(ctx: Context) -> dict[str, float]:
+    """Build time of each step: this invocation's where it did work, else the last invocation that built it."""
+    path = ctx.run_dir / TIMINGS
+    try:
+        timings: dict[str, float] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        timings = {}
+    for step, seconds in ctx.timings.items():
+        if seconds >= CACHED_SECONDS or step not in timings:
+            timings[step] = seconds
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timings, indent=2) + "\n")
+    return timings
