@@ -1,0 +1,95 @@
+"""End to end: the quick profile builds a model repository whose cards validate and whose ONNX models run.
+
+Trains tiny nets on a subset of Fashion-MNIST (about 2 minutes on 2 cores), then checks the repository as the
+service would read it, and that a second run finds everything up to date and retrains nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from distill_training.config import DEFAULT_DATA_DIR, FASHION_MNIST_LABELS
+from service.card import list_model_dirs, model_path, read_card, sha256_file
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def run_pipeline(tmp: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "distill_training",
+        "pipeline",
+        "--profile",
+        "quick",
+        "--out",
+        str(tmp / "models"),
+        "--run-dir",
+        str(tmp / "run"),
+        "--reports",
+        str(tmp / "reports"),
+    ]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540, check=False)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not Path(DEFAULT_DATA_DIR).is_dir():
+        reason = f"Fashion-MNIST not installed at {DEFAULT_DATA_DIR} (apt-get install dataset-fashion-mnist)"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"required in CI: {reason}")
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp("quick")
+    proc = run_pipeline(tmp)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return tmp
+
+
+def test_repository_holds_exactly_the_teacher_and_the_kd_student(built: Path) -> None:
+    repo = built / "models"
+    assert [p.name for p in list_model_dirs(repo)] == ["fmnist-student", "fmnist-teacher"]
+    teacher, student = read_card(repo / "fmnist-teacher/config.json"), read_card(repo / "fmnist-student/config.json")
+    assert (teacher.role, teacher.versions[1].method) == ("teacher", "teacher")
+    assert (student.role, student.teacher, student.versions[1].method) == ("student", "fmnist-teacher", "kd")
+    for card in (teacher, student):
+        assert card.labels == list(FASHION_MNIST_LABELS)
+        assert card.input.name == "input" and card.input.shape == [-1, 1, 28, 28]
+        assert card.output.name == "logits" and card.output.shape == [-1, 10]
+        record = card.versions[1]
+        path = model_path(repo, card.name, 1)
+        assert record.sha256 == sha256_file(path) and record.size_bytes == path.stat().st_size
+        assert record.test_accuracy > 0.5 and record.config["training"]["profile"] == "quick"
+    assert teacher.versions[1].parameters > student.versions[1].parameters
+
+
+def test_onnx_models_run_on_the_same_input(built: Path) -> None:
+    x = np.random.default_rng(0).standard_normal((3, 1, 28, 28)).astype(np.float32)
+    for name in ("fmnist-teacher", "fmnist-student"):
+        sess = ort.InferenceSession(str(model_path(built / "models", name, 1)), providers=["CPUExecutionProvider"])
+        (logits,) = sess.run(["logits"], {"input": x})
+        assert logits.shape == (3, 10) and np.isfinite(logits).all()
+
+
+def test_control_student_and_report_live_outside_the_repository(built: Path) -> None:
+    control = read_card(built / "run/export/fmnist-control/config.json")
+    assert control.versions[1].method == "none"
+    report = json.loads((built / "reports/distillation.json").read_text())
+    assert [m["label"] for m in report["models"]] == ["teacher", "student", "control"]
+    assert (built / "reports/distillation.md").is_file() and (built / "reports/distillation_seeds.png").is_file()
+
+
+def test_second_run_is_up_to_date(built: Path) -> None:
+    weights = [built / "run/teacher/model.pt", *sorted((built / "run/students").glob("*/model.pt"))]
+    before = {p: p.stat().st_mtime_ns for p in [*weights, model_path(built / "models", "fmnist-student", 1)]}
+    proc = run_pipeline(built)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in before} == before

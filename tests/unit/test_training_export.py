@@ -1,0 +1,114 @@
+"""Export validation: a faithful ONNX model passes and is published with a valid card; a tampered one is caught."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+from distill_training import export
+from distill_training.config import ExportConfig
+from distill_training.data import Dataset
+from distill_training.export import ExportValidationError, export_onnx, publish, session, validate
+from distill_training.nets import Student
+from service.card import read_card, sha256_file
+
+SHAPE = (1, 8, 8)
+CFG = ExportConfig(validate_images=32)
+
+
+def tiny_dataset() -> Dataset:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(64, *SHAPE, generator=gen)
+    y = torch.randint(0, 3, (64,), generator=gen)
+    return Dataset(x, y, x[:16], y[:16], x, y, mean=[0.5], std=[0.25], labels=("a", "b", "c"), fingerprint="0" * 64)
+
+
+def tiny_student() -> Student:
+    torch.manual_seed(0)
+    return Student(SHAPE, 3, hidden=(16,)).eval()
+
+
+def tamper(path: Path) -> None:
+    """Scale the first weight matrix, as a corrupted or swapped file would."""
+    proto = onnx.load(str(path))
+    init = next(t for t in proto.graph.initializer if numpy_helper.to_array(t).ndim == 2)
+    init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * 1.5, init.name))
+    onnx.save(proto, str(path))
+
+
+def test_exported_model_has_a_dynamic_batch_axis(tmp_path: Path) -> None:
+    path = export_onnx(tiny_student(), SHAPE, tmp_path / "m.onnx", opset=CFG.opset)
+    sess = session(path)
+    assert sess.get_inputs()[0].name == "input" and sess.get_outputs()[0].name == "logits"
+    for batch in (1, 5):
+        (out,) = sess.run(None, {"input": np.zeros((batch, *SHAPE), np.float32)})
+        assert out.shape == (batch, 3)
+
+
+def test_validation_passes_a_faithful_export(tmp_path: Path) -> None:
+    model = tiny_student()
+    path = export_onnx(model, SHAPE, tmp_path / "m.onnx", opset=CFG.opset)
+    result = validate(path, model, tiny_dataset().test_x[:32], CFG)
+    assert result.max_abs_diff < 1e-4 and result.agreement == 1.0
+
+
+def test_validation_catches_a_tampered_model(tmp_path: Path) -> None:
+    model = tiny_student()
+    path = export_onnx(model, SHAPE, tmp_path / "m.onnx", opset=CFG.opset)
+    tamper(path)
+    with pytest.raises(ExportValidationError, match="max abs logit diff"):
+        validate(path, model, tiny_dataset().test_x[:32], CFG)
+
+
+def test_publish_writes_a_valid_card(tmp_path: Path) -> None:
+    data, model = tiny_dataset(), tiny_student()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    pub = publish(
+        model,
+        data,
+        CFG,
+        repo=tmp_path / "repo",
+        name="tiny",
+        role="student",
+        method="kd",
+        teacher="big",
+        source=tmp_path / "w.pt",
+        config={"k": 1},
+    )
+    card = read_card(tmp_path / "repo" / "tiny" / "config.json")
+    record = card.versions[1]
+    assert card.teacher == "big" and card.input.shape == [-1, *SHAPE] and card.output.shape == [-1, 3]
+    assert record.sha256 == sha256_file(pub.model_file) and record.parameters == 8 * 8 * 16 + 16 + 16 * 3 + 3
+    assert 0.0 <= record.test_accuracy <= 1.0 and record.config["training"] == {"k": 1}
+
+
+def test_publish_refuses_a_tampered_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real_export = export.export_onnx
+
+    def export_then_tamper(*args: object, **kwargs: object) -> Path:
+        path = real_export(*args, **kwargs)  # type: ignore[arg-type]
+        tamper(path)
+        return path
+
+    monkeypatch.setattr(export, "export_onnx", export_then_tamper)
+    data, model = tiny_dataset(), tiny_student()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(ExportValidationError):
+        publish(
+            model,
+            data,
+            CFG,
+            repo=tmp_path / "repo",
+            name="tiny",
+            role="student",
+            method="kd",
+            teacher="big",
+            source=tmp_path / "w.pt",
+            config={},
+        )
+    assert not list((tmp_path / "repo").rglob("*.onnx")) and not list((tmp_path / "repo").rglob("config.json"))
