@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import warnings
 from pathlib import Path
 
 import pytest
 
+# `require` and `IN_CI` live in tests/tiers.py (a unique module name); importing them from `conftest` still works.
+from tiers import IN_CI, require  # noqa: F401
+
 TIERS = ("unit", "api", "integration", "deploy")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -19,15 +20,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for tier in TIERS:
             if tier in parts:
                 item.add_marker(getattr(pytest.mark, tier))
-
-
-def require(condition: bool, reason: str) -> None:
-    """Skip when a component is missing on a developer's machine; in CI a missing component is a failure."""
-    if condition:
-        return
-    if IN_CI:
-        pytest.fail(f"required in CI: {reason}")
-    pytest.skip(reason)
 
 
 def _import_starlette_testclient() -> None:

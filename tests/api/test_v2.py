@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from conftest import loaded, wait_ready
 from fastapi.testclient import TestClient
+from servers import wait_loaded, wait_ready
 from tiny_models import add_model, make_card, mlp_student
 
 from service.app import create_app
@@ -174,7 +174,7 @@ def test_bad_models_are_reported_and_others_served(model_repo: Path) -> None:
     write_card(model_repo, make_card("broken", "student", broken, teacher="tiny-teacher"))  # sha matches, file bad
     settings = Settings(models_dir=model_repo, intra_op_threads=1, warmup_runs=1)
     with TestClient(create_app(settings)) as client:
-        loaded(client)
+        wait_loaded(client)
         assert client.get("/v2/health/ready").status_code == 200
         for name, words in (("tampered", "sha256"), ("broken", "cannot load")):
             response = client.get(f"/v2/models/{name}/ready")
@@ -187,7 +187,7 @@ def test_bad_models_are_reported_and_others_served(model_repo: Path) -> None:
 
 def test_not_ready_without_models(tmp_path: Path) -> None:
     with TestClient(create_app(Settings(models_dir=tmp_path))) as client:
-        loaded(client)
+        wait_loaded(client)
         response = client.get("/v2/health/ready")
         assert response.status_code == 503 and "no model" in response.json()["error"]
         assert client.get("/v2/health/live").status_code == 200
