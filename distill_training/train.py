@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,8 +95,7 @@ def teacher_key(cfg: PipelineConfig, data: Dataset) -> str:
 
 def train_teacher(cfg: PipelineConfig, data: Dataset, out_dir: Path) -> Path:
     """Train (or resume) the teacher; returns the path of its final weights. Checkpoints every epoch."""
-    tc = cfg.teacher
-    key = teacher_key(cfg, data)
+    tc, key = cfg.teacher, teacher_key(cfg, data)
     if read_meta(out_dir).get("key") == key and (out_dir / WEIGHTS).is_file():
         return out_dir / WEIGHTS
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -104,51 +104,83 @@ def train_teacher(cfg: PipelineConfig, data: Dataset, out_dir: Path) -> Path:
     model = build_teacher(tc, data)
     memory = torch.channels_last if tc.channels_last else torch.contiguous_format
     set_memory_format(model, memory)
-    steps_per_epoch = math.ceil(len(data.train_x) / tc.batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=tc.epochs * steps_per_epoch)
-    state: dict[str, Any] = {"epoch": 0, "history": [], "best_val": -1.0, "best": None, "key": key}
-    ckpt = out_dir / CHECKPOINT
-    if ckpt.is_file():
-        saved = torch.load(ckpt, weights_only=True)
-        if saved.get("key") == key:
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["optimizer"])
-            sched.load_state_dict(saved["scheduler"])
-            state = {k: saved[k] for k in state}
-            print(f"teacher: resuming after epoch {state['epoch']}/{tc.epochs} from {ckpt}")
+    total_steps = tc.epochs * math.ceil(len(data.train_x) / tc.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=total_steps)
+    parts: dict[str, Any] = {"model": model, "optimizer": opt, "scheduler": sched}
+    state = _resume(out_dir / CHECKPOINT, key, parts)
     dtype = autocast_dtype(tc.precision)
     print(
-        f"teacher: {sum(p.numel() for p in model.parameters()):,} params, precision "
-        f"{'bf16 autocast' if dtype else 'fp32'}, channels_last={tc.channels_last}, {len(data.train_x):,} images"
+        f"teacher: {sum(p.numel() for p in model.parameters()):,} params, {'bf16 autocast' if dtype else 'fp32'}, "
+        f"channels_last={tc.channels_last}, {len(data.train_x):,} images, epochs {state['epoch'] + 1}-{tc.epochs}"
     )
+    start = time.perf_counter()
     for epoch in range(state["epoch"], tc.epochs):
         torch.manual_seed(tc.seed * 1000 + epoch)  # dropout; resuming repeats the same epoch
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
-        model.train()
-        bar = tqdm(list(batches(len(data.train_x), tc.batch_size, gen)), desc=f"teacher {epoch + 1}/{tc.epochs}")
-        for idx in bar:
-            x = data.train_x[idx]
-            x = augment(x, gen) if tc.augment else x
-            with _autocast(dtype):
-                loss = F.cross_entropy(model(x.contiguous(memory_format=memory)), data.train_y[idx])
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)
-            opt.step()
-            sched.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        loss = _teacher_epoch(model, opt, sched, data, tc, gen, dtype, memory, desc=f"teacher {epoch + 1}/{tc.epochs}")
         val = accuracy(model, data.val_x, data.val_y)
-        state["history"].append({"epoch": epoch + 1, "loss": float(loss.item()), "val_accuracy": val})
+        state["history"].append({"epoch": epoch + 1, "loss": loss, "val_accuracy": val})
         if val > state["best_val"]:
             state["best_val"], state["best"] = val, {k: v.clone() for k, v in model.state_dict().items()}
         state["epoch"] = epoch + 1
         tqdm.write(f"teacher epoch {epoch + 1}: val accuracy {val:.4f} (best {state['best_val']:.4f})")
-        payload = {**state, "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
-        torch.save(payload, ckpt.with_suffix(".tmp"))
-        ckpt.with_suffix(".tmp").replace(ckpt)
+        _save_checkpoint(out_dir / CHECKPOINT, state, parts)
     torch.save(state["best"], out_dir / WEIGHTS)
     write_meta(out_dir, {"key": key, "val_accuracy": state["best_val"], "history": state["history"]})
+    print(
+        f"teacher: best val accuracy {state['best_val']:.4f}, trained in {time.perf_counter() - start:.0f} s "
+        f"-> {out_dir / WEIGHTS}"
+    )
     return out_dir / WEIGHTS
+
+
+def _teacher_epoch(
+    model: nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    data: Dataset,
+    tc: TeacherConfig,
+    gen: torch.Generator,
+    dtype: torch.dtype | None,
+    memory: torch.memory_format,
+    *,
+    desc: str,
+) -> float:
+    """One pass over the training split; returns the last batch's loss."""
+    model.train()
+    loss = torch.zeros(())
+    bar = tqdm(list(batches(len(data.train_x), tc.batch_size, gen)), desc=desc)
+    for idx in bar:
+        x = augment(data.train_x[idx], gen) if tc.augment else data.train_x[idx]  # (B, C, H, W)
+        with _autocast(dtype):
+            loss = F.cross_entropy(model(x.contiguous(memory_format=memory)), data.train_y[idx])
+        opt.zero_grad(set_to_none=True)
+        torch.autograd.backward(loss)
+        opt.step()
+        sched.step()
+        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return float(loss.item())
+
+
+def _resume(path: Path, key: str, parts: dict[str, Any]) -> dict[str, Any]:
+    """Load model/optimizer/scheduler state from an epoch checkpoint of the same run, else start fresh."""
+    state: dict[str, Any] = {"epoch": 0, "history": [], "best_val": -1.0, "best": None, "key": key}
+    if not path.is_file():
+        return state
+    saved = torch.load(path, weights_only=True)
+    if saved.get("key") != key:
+        return state
+    for name, part in parts.items():
+        part.load_state_dict(saved[name])
+    print(f"teacher: resuming after epoch {saved['epoch']} from {path}")
+    return {k: saved[k] for k in state}
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any], parts: dict[str, Any]) -> None:
+    """Atomic (temp file + rename) so an interruption never leaves half a checkpoint."""
+    torch.save({**state, **{name: part.state_dict() for name, part in parts.items()}}, path.with_suffix(".tmp"))
+    path.with_suffix(".tmp").replace(path)
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
