@@ -1,4 +1,4 @@
-"""`python -m distill_training <step>`: teacher, logits, student, kd-vs-control, export, report, pipeline.
+"""`python -m distill_training <step>`: teacher, logits, student, kd-vs-control, tune, export, report, pipeline.
 
 Every step first brings its inputs up to date (skipping what is already built), so each runs on its own.
 """
@@ -46,6 +46,18 @@ def _kd_vs_control(ctx: steps.Context, args: argparse.Namespace) -> None:
     print(
         f"KD - control: {diff['mean'] * 100:+.2f} ± {diff['std'] * 100:.2f} pts, KD ahead on "
         f"{diff['kd_wins']}/{summary['seeds']} seeds -> {ctx.run_dir / 'comparison.json'}"
+    )
+
+
+def _tune(ctx: steps.Context, args: argparse.Namespace) -> None:
+    floats = [[float(v) for v in text.split(",")] for text in (args.temperatures, args.weights)]
+    rows = steps.tune(ctx, *floats)
+    for row in rows:
+        print(f"T={row['temperature']:<4g} weight={row['kd_weight']:<4g} val accuracy {row['val_accuracy']:.4f}")
+    best = rows[0]
+    print(
+        f"best on the validation split: --set student.temperature={best['temperature']:g} "
+        f"--set student.kd_weight={best['kd_weight']:g} -> {ctx.run_dir / 'tuning.json'}"
     )
 
 
@@ -126,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p = add("kd-vs-control", _kd_vs_control, "train KD and control students on the same seeds; mean and spread")
     p.add_argument("--seeds", type=int, default=0, help="number of seeds (default: student.seeds of the profile)")
+    p = add("tune", _tune, "grid-search the KD temperature and weight on the validation split (seed 0)")
+    p.add_argument("--temperatures", default="1,2,4", help="comma-separated (default 1,2,4)")
+    p.add_argument("--weights", default="0.5,0.7,0.9", help="comma-separated KD weights (default 0.5,0.7,0.9)")
     for name, fn, help_ in (
         ("export", _export, "export, validate and publish the teacher and KD student (control into the run dir)"),
         ("report", _report, "measure latency and write reports/distillation.md, .json and plots"),

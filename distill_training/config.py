@@ -68,7 +68,7 @@ class StudentConfig:
     name: str = "fmnist-student"
     control_name: str = "fmnist-control"  # exported into the run directory, not the served repository
     hidden: tuple[int, ...] = (128,)
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 256
     lr: float = 2e-3  # peak of the one-cycle schedule (AdamW)
     weight_decay: float = 1e-4

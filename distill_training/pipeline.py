@@ -10,7 +10,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -103,6 +103,21 @@ def kd_vs_control(ctx: Context, seeds: int) -> dict[str, Any]:
     }
     (ctx.run_dir / "comparison.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def tune(ctx: Context, temperatures: list[float], weights: list[float]) -> list[dict[str, float]]:
+    """Grid of KD temperature and weight, seed 0, ranked by validation accuracy (the test set stays unseen)."""
+    views, key = student_views(ctx)
+    rows = []
+    for temperature in temperatures:
+        for weight in weights:
+            cfg = replace(ctx.cfg.student, temperature=temperature, kd_weight=weight)
+            out = ctx.run_dir / "tuning" / f"T{temperature:g}-w{weight:g}"
+            result = train_student(cfg, ctx.data, views, method="kd", seed=0, logits_key=key, out_dir=out)
+            rows.append({"temperature": temperature, "kd_weight": weight, "val_accuracy": result.val_accuracy})
+    rows.sort(key=lambda r: -r["val_accuracy"])
+    (ctx.run_dir / "tuning.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
 
 
 def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
