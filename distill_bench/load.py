@@ -2,46 +2,62 @@
 
 from __future__ import annotations
 
-import csv
+import json
+import math
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "deploy" / "locust" / "locustfile.py"
-# Locust's CSV percentile columns, as fractions; the points of its latency CDF.
-PERCENTILES = (0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 0.9999, 1.0)
+# Points of the latency CDF read from locust's response-time histogram, as fractions.
+PERCENTILES = (0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
 
 
 @dataclass(frozen=True)
 class LoadStats:
-    """Locust's aggregated row: what the clients saw, end to end."""
+    """What the clients saw, end to end, over all request names (locust's final JSON statistics).
+
+    Locust's CSV is written before the last requests finish; its `--json-file` holds the final numbers.
+    """
 
     requests: int
     failures: int
     requests_per_s: float
     percentiles_ms: dict[float, float]
+    by_name: dict[str, int]
 
     def p(self, fraction: float) -> float:
         return self.percentiles_ms[fraction]
 
 
-def _column(fraction: float) -> str:
-    text = f"{fraction * 100:.2f}".rstrip("0").rstrip(".")
-    return f"{text}%"
+def _percentile(histogram: dict[float, int], fraction: float) -> float:
+    """The smallest response time (ms, as locust rounded it) with at least `fraction` of requests at or below."""
+    count = sum(histogram.values())
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= fraction * count:
+            return value
+    return math.nan
 
 
-def read_stats(stats_csv: Path) -> LoadStats:
-    with stats_csv.open(newline="") as f:
-        rows = [row for row in csv.DictReader(f) if row["Name"] == "Aggregated"]
-    if not rows:
-        raise ValueError(f"{stats_csv} has no Aggregated row: did locust run any request?")
-    row = rows[0]
+def read_stats(stats_json: Path) -> LoadStats:
+    entries = json.loads(stats_json.read_text())
+    if not entries:
+        raise ValueError(f"{stats_json} holds no statistics: did locust run any request?")
+    histogram: Counter[float] = Counter()
+    for entry in entries:
+        histogram.update({float(ms): n for ms, n in entry["response_times"].items()})
+    requests = sum(e["num_requests"] for e in entries)
+    elapsed = max(e["last_request_timestamp"] for e in entries) - min(e["start_time"] for e in entries)
     return LoadStats(
-        requests=int(row["Request Count"]),
-        failures=int(row["Failure Count"]),
-        requests_per_s=float(row["Requests/s"]),
-        percentiles_ms={q: float(row[_column(q)]) for q in PERCENTILES},
+        requests=requests,
+        failures=sum(e["num_failures"] for e in entries),
+        requests_per_s=requests / elapsed if elapsed > 0 else math.nan,
+        percentiles_ms={q: _percentile(histogram, q) for q in PERCENTILES},
+        by_name={e["name"]: e["num_requests"] for e in entries},
     )
 
 
@@ -52,38 +68,18 @@ class LoadSettings:
     data_dir: str = "/usr/share/datasets/fashion-mnist"
 
 
-def run_locust(host: str, tags: list[str], csv_prefix: Path, load: LoadSettings) -> LoadStats:
-    """Fixed users (all spawned at once), fixed duration; a non-zero locust exit (any failure) raises."""
-    users = load.users
-    csv_prefix.parent.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--host",
-        host,
-        "--users",
-        str(users),
-        "--spawn-rate",
-        str(users),
-        "--run-time",
-        f"{load.duration_s}s",
-        "--stop-timeout",
-        "10",
-        "--only-summary",
-        "--csv",
-        str(csv_prefix),
-        "--html",
-        f"{csv_prefix}.html",
-        "--data-dir",
-        load.data_dir,
-        "--tags",
-        *tags,
-    ]
+def run_locust(host: str, tags: list[str], prefix: Path, load: LoadSettings) -> LoadStats:
+    """Fixed users (all spawned at once), fixed duration; a non-zero locust exit (any failure) raises.
+
+    Writes `<prefix>.json` (final statistics), `<prefix>.html` and locust's `<prefix>_*.csv`.
+    """
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    users, seconds = str(load.users), f"{load.duration_s}s"
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host]
+    command += ["--users", users, "--spawn-rate", users, "--run-time", seconds, "--stop-timeout", "10"]
+    command += ["--only-summary", "--csv", str(prefix), "--html", f"{prefix}.html", "--json-file", str(prefix)]
+    command += ["--data-dir", load.data_dir, "--tags", *tags]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"locust failed (exit {result.returncode}):\n{result.stderr[-3000:]}")
-    return read_stats(Path(f"{csv_prefix}_stats.csv"))
+    return read_stats(Path(f"{prefix}.json"))

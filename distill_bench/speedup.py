@@ -5,7 +5,7 @@ A pure function of the recorded files, so the numbers can be checked on saved in
     <raw>/run.json                 the run: machine, load settings, phases (model, role, CPU and wall seconds), cards
     <raw>/<phase>_before.prom    the service's /metrics before the phase's load
     <raw>/<phase>_after.prom     ... and after it
-    <raw>/<phase>_stats.csv      locust's statistics for the phase
+    <raw>/<phase>.json           locust's final statistics for the phase (its --json-file)
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def analyse_phase(raw: Path, phase: dict[str, Any], card: dict[str, Any]) -> Pha
     runs = compute[-1][1] if compute else 0.0
     labeled = total(seen, "distill_predictions_labeled_total", model=model)
     correct = total(seen, "distill_predictions_correct_total", model=model)
-    stats = read_stats(raw / f"{name}_stats.csv")
+    stats = read_stats(raw / f"{name}.json")
     answered = stats.requests - stats.failures
     return PhaseResult(
         phase=name,
@@ -203,7 +203,7 @@ def _markdown(run: dict[str, Any], results: list[PhaseResult], ratios: dict[str,
         "between scrapes of `/metrics` before and after the model's phase.",
         "- Compute p50/p99 and its CDF: delta of the `distill_inference_duration_seconds` histogram over the phase, "
         "interpolated inside buckets as PromQL's `histogram_quantile` does (one observation per onnxruntime run).",
-        "- End-to-end latency and throughput: locust's aggregated statistics (client side, ms; locust rounds its "
+        "- End-to-end latency and throughput: locust's final statistics (client side, ms; locust rounds its "
         "percentiles, so sub-millisecond differences are not visible there).",
         "- CPU per 1000 predictions: user+system CPU time of the service process from `/proc/<pid>/stat` over the "
         "phase, divided by the requests answered (includes HTTP and parsing: the whole serving cost).",
