@@ -6,6 +6,7 @@ Every step first brings its inputs up to date (skipping what is already built), 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -15,7 +16,8 @@ from distill_training import pipeline as steps
 from distill_training.config import PROFILES, ConfigError, PipelineConfig, load_config, parse_set_args
 from distill_training.data import DatasetError
 from distill_training.export import ExportValidationError
-from distill_training.report import build_rows, environment, measure_latency, write_report
+from distill_training.latency import measure_latency
+from distill_training.report import build_rows, environment, write_report
 from distill_training.staleness import read_meta
 from distill_training.train import autocast_dtype
 
@@ -75,23 +77,15 @@ def _report(ctx: steps.Context, args: argparse.Namespace) -> None:
     cfg = ctx.cfg
     published = steps.export_all(ctx, Path(args.out))
     comparison = steps.kd_vs_control(ctx, cfg.student.seeds)
-    timings = steps.save_timings(ctx)
-    latencies = measure_latency(
-        {k: p.model_file for k, p in published.items()},
-        threads=cfg.export.latency_threads,
-        runs=cfg.export.latency_runs,
-    )
+    paths = {label: pub.model_file for label, pub in published.items()}
+    latencies = measure_latency(paths, threads=cfg.export.latency_threads, runs=cfg.export.latency_runs)
     rows = build_rows(published, latencies)
-    precision = "bf16" if autocast_dtype(cfg.teacher.precision) else "fp32"
+    env = environment("bf16" if autocast_dtype(cfg.teacher.precision) else "fp32")
+    tuning_file = ctx.run_dir / "tuning.json"
+    tuning = json.loads(tuning_file.read_text()) if tuning_file.is_file() else []
+    report_dir = Path(args.reports or cfg.export.report_dir)
     path = write_report(
-        Path(args.reports or cfg.export.report_dir),
-        rows=rows,
-        comparison=comparison,
-        timings=timings,
-        teacher_history=read_meta(ctx.run_dir / "teacher").get("history", []),
-        environment=environment(precision),
-        profile=cfg.profile,
-        threads=cfg.export.latency_threads,
+        report_dir, cfg=cfg, rows=rows, comparison=comparison, timings=steps.save_timings(ctx), tuning=tuning, env=env
     )
     teacher = rows[0]
     for row in rows:

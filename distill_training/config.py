@@ -87,7 +87,7 @@ class ExportConfig:
     max_abs_diff: float = 1e-3  # largest tolerated logit difference
     min_agreement: float = 0.99  # smallest tolerated argmax agreement
     latency_threads: int = 1  # same intra-op thread count for every model
-    latency_runs: int = 400
+    latency_runs: int = 2000
     report_dir: str = "reports"
 
 
@@ -112,7 +112,7 @@ def profile_config(profile: str) -> PipelineConfig:
             data=DataConfig(val_size=1000, train_limit=8000),
             teacher=TeacherConfig(width=8, hidden=64, epochs=2, dropout=0.1),
             student=StudentConfig(hidden=(32,), epochs=3, seeds=2),
-            export=ExportConfig(validate_images=256, latency_runs=100),
+            export=ExportConfig(validate_images=256, latency_runs=200),
         )
     raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
 

@@ -7,10 +7,11 @@ in the run directory) -> report. Step wall times are recorded in `<run_dir>/timi
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +42,8 @@ class Context:
     cfg: PipelineConfig
     data: Dataset
     timings: dict[str, float]
+    loads: dict[str, float] = field(default_factory=dict)
+    views: tuple[Views, str] | None = None  # the students' training views, built once per invocation
 
     @property
     def run_dir(self) -> Path:
@@ -59,6 +62,7 @@ def _timed(ctx: Context, step: str, fn: Callable[[], T]) -> T:
     start = time.perf_counter()
     result = fn()
     ctx.timings[step] = ctx.timings.get(step, 0.0) + time.perf_counter() - start
+    ctx.loads[step] = max(ctx.loads.get(step, 0.0), os.getloadavg()[0])  # how shared the cores were
     return result
 
 
@@ -67,8 +71,10 @@ def teacher_weights(ctx: Context) -> Path:
 
 
 def student_views(ctx: Context) -> tuple[Views, str]:
-    weights = teacher_weights(ctx)
-    return _timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, weights, ctx.run_dir / "logits"))
+    if ctx.views is None:
+        weights = teacher_weights(ctx)
+        ctx.views = _timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, weights, ctx.run_dir / "logits"))
+    return ctx.views
 
 
 def student(ctx: Context, method: str, seed: int) -> StudentResult:
@@ -166,16 +172,20 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
     return _timed(ctx, "export", run)
 
 
-def save_timings(ctx: Context) -> dict[str, float]:
-    """Build time of each step: this invocation's where it did work, else the last invocation that built it."""
+def save_timings(ctx: Context) -> dict[str, dict[str, float]]:
+    """Build time (and 1-minute load average at its end) of each step: this invocation's where the step did
+    work, else those of the last invocation that built it."""
     path = ctx.run_dir / TIMINGS
     try:
-        timings: dict[str, float] = json.loads(path.read_text())
+        saved = json.loads(path.read_text())
     except (OSError, ValueError):
-        timings = {}
-    for step, seconds in ctx.timings.items():
-        if seconds >= CACHED_SECONDS or step not in timings:
-            timings[step] = seconds
+        saved = {}
+    seconds: dict[str, float] = dict(saved.get("seconds", {}))
+    loads: dict[str, float] = dict(saved.get("load_1min", {}))
+    for step, spent in ctx.timings.items():
+        if spent >= CACHED_SECONDS or step not in seconds:
+            seconds[step], loads[step] = spent, ctx.loads.get(step, 0.0)
+    timings = {"seconds": seconds, "load_1min": loads}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(timings, indent=2) + "\n")
     return timings

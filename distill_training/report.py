@@ -1,36 +1,27 @@
 """The distillation report: teacher, KD student and label-only control side by side, plus the seed comparison.
 
-Writes `<report_dir>/distillation.md`, `distillation.json` and two PNG plots. Latency is onnxruntime batch-1
-p50 with the same intra-op thread count for every model, measured in interleaved rounds so that a noisy
-neighbour on the machine slows every model alike.
+Writes `<report_dir>/distillation.md`, `distillation.json` and two PNG plots (accuracy vs latency, KD vs control
+per seed). Latency is onnxruntime batch-1 p50 with the same intra-op thread count for every model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
-from distill_training.export import INPUT_NAME, Published, session
+from distill_training.config import PipelineConfig
+from distill_training.export import Published
+from distill_training.plots import plot_seeds, plot_tradeoff
 
-# The issue's targets (default profile).
-TARGETS = {
-    "teacher_accuracy": 0.93,
-    "student_accuracy": 0.90,
-    "param_ratio": 10.0,
-    "latency_ratio": 20.0,
-    "pipeline_seconds": 20 * 60,
-}
+# The issue's targets, for the default profile.
+TEACHER_ACCURACY, STUDENT_ACCURACY, PARAM_RATIO, LATENCY_RATIO, PIPELINE_MINUTES = 0.93, 0.90, 10.0, 20.0, 20.0
 
 
 @dataclass(frozen=True)
@@ -45,33 +36,12 @@ class Row:
     p90_us: float
 
 
-def measure_latency(paths: dict[str, Path], *, threads: int, runs: int, rounds: int = 5) -> dict[str, list[float]]:
-    """Batch-1 onnxruntime latencies (seconds) per model, `runs` calls split over interleaved rounds."""
-    sessions = {label: session(path, threads=threads) for label, path in paths.items()}
-    x = np.random.default_rng(0).standard_normal((1, *_input_shape(sessions))).astype(np.float32)
-    times: dict[str, list[float]] = {label: [] for label in sessions}
-    for sess in sessions.values():
-        for _ in range(20):  # warm-up
-            sess.run(None, {INPUT_NAME: x})
-    for _ in range(rounds):
-        for label, sess in sessions.items():
-            for _ in range(max(1, runs // rounds)):
-                start = time.perf_counter()
-                sess.run(None, {INPUT_NAME: x})
-                times[label].append(time.perf_counter() - start)
-    return times
-
-
-def _input_shape(sessions: dict[str, Any]) -> list[int]:
-    shape = next(iter(sessions.values())).get_inputs()[0].shape
-    return [int(d) for d in shape[1:]]
-
-
 def build_rows(published: dict[str, Published], latencies: dict[str, list[float]]) -> list[Row]:
     rows = []
     for label, pub in published.items():
         record = pub.card.versions[pub.card.latest_version]
         lat = np.array(latencies[label]) * 1e6
+        p50, p90 = float(np.percentile(lat, 50)), float(np.percentile(lat, 90))
         rows.append(
             Row(
                 label,
@@ -80,203 +50,207 @@ def build_rows(published: dict[str, Published], latencies: dict[str, list[float]
                 record.test_accuracy,
                 record.parameters,
                 record.size_bytes,
-                float(np.percentile(lat, 50)),
-                float(np.percentile(lat, 90)),
+                p50,
+                p90,
             )
         )
     return rows
 
 
-def _targets(
-    rows: dict[str, Row], comparison: dict[str, Any], total_seconds: float | None
-) -> list[tuple[str, str, bool]]:
-    t, s, c = rows["teacher"], rows["student"], rows["control"]
-    diff = comparison["difference"]
-    out = [
+def targets(rows: dict[str, Row], comparison: dict[str, Any], total_seconds: float) -> list[tuple[str, str, bool]]:
+    """(target, measured, met) for each of the issue's targets."""
+    t, s, diff = rows["teacher"], rows["student"], comparison["difference"]
+    seeds = comparison["seeds"]
+    return [
+        (f"teacher test accuracy >= {TEACHER_ACCURACY:.1%}", f"{t.accuracy:.2%}", t.accuracy >= TEACHER_ACCURACY),
+        (f"KD student test accuracy >= {STUDENT_ACCURACY:.1%}", f"{s.accuracy:.2%}", s.accuracy >= STUDENT_ACCURACY),
         (
-            f"teacher test accuracy >= {TARGETS['teacher_accuracy']:.1%}",
-            f"{t.accuracy:.2%}",
-            t.accuracy >= TARGETS["teacher_accuracy"],
-        ),
-        (
-            f"KD student test accuracy >= {TARGETS['student_accuracy']:.1%}",
-            f"{s.accuracy:.2%}",
-            s.accuracy >= TARGETS["student_accuracy"],
-        ),
-        (
-            f"KD beats control on the mean of {comparison['seeds']} seeds",
-            f"{diff['mean'] * 100:+.2f} pts (std {diff['std'] * 100:.2f}), KD ahead on {diff['kd_wins']}"
-            f"/{comparison['seeds']} seeds",
+            f"KD beats the control on the mean of {seeds} seeds",
+            f"{diff['mean'] * 100:+.2f} ± {diff['std'] * 100:.2f} pts, KD ahead on {diff['kd_wins']}/{seeds} seeds",
             diff["mean"] > 0,
         ),
         (
-            f"student has >= {TARGETS['param_ratio']:.0f}x fewer parameters",
+            f"student has >= {PARAM_RATIO:.0f}x fewer parameters",
             f"{t.parameters / s.parameters:.1f}x",
-            t.parameters / s.parameters >= TARGETS["param_ratio"],
+            t.parameters / s.parameters >= PARAM_RATIO,
         ),
         (
-            f"student batch-1 latency >= {TARGETS['latency_ratio']:.0f}x lower",
+            f"student batch-1 latency >= {LATENCY_RATIO:.0f}x lower",
             f"{t.p50_us / s.p50_us:.1f}x",
-            t.p50_us / s.p50_us >= TARGETS["latency_ratio"],
+            t.p50_us / s.p50_us >= LATENCY_RATIO,
+        ),
+        (
+            f"training pipeline within {PIPELINE_MINUTES:.0f} minutes",
+            f"{total_seconds / 60:.1f} min",
+            total_seconds <= PIPELINE_MINUTES * 60,
         ),
     ]
-    if total_seconds is not None:
-        out.append(
-            (
-                "training pipeline within 20 minutes",
-                f"{total_seconds / 60:.1f} min",
-                total_seconds <= TARGETS["pipeline_seconds"],
-            )
-        )
-    del c
-    return out
 
 
-def plot_tradeoff(rows: list[Row], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for row in rows:
-        ax.scatter(row.p50_us, row.accuracy * 100, s=40 + row.parameters**0.5 / 2)
-        ax.annotate(
-            f"{row.label}\n{row.parameters:,} params",
-            (row.p50_us, row.accuracy * 100),
-            textcoords="offset points",
-            xytext=(8, -4),
-            fontsize=8,
-        )
-    ax.set_xscale("log")
-    ax.set_xlabel("onnxruntime batch-1 latency p50 (µs, log scale)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("Accuracy vs latency")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def plot_seeds(comparison: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for offset, (method, label) in enumerate((("none", "label-only control"), ("kd", "KD"))):
-        accs = np.array(comparison[method]["test_accuracy"]) * 100
-        ax.scatter(np.arange(len(accs)) + offset * 0.15, accs, label=f"{label} (mean {accs.mean():.2f}%)")
-        ax.axhline(accs.mean(), linestyle="--", linewidth=0.8, color=f"C{offset}")
-    ax.set_xticks(range(comparison["seeds"]))
-    ax.set_xlabel("seed")
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_title("KD vs label-only control, same seeds")
-    ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def environment(precision: str) -> dict[str, Any]:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "precision": precision,
+    }
 
 
 def write_report(
     report_dir: Path,
     *,
+    cfg: PipelineConfig,
     rows: list[Row],
     comparison: dict[str, Any],
-    timings: dict[str, float],
-    teacher_history: list[dict[str, Any]],
-    environment: dict[str, Any],
-    profile: str,
-    threads: int,
+    timings: dict[str, dict[str, float]],
+    tuning: list[dict[str, float]],
+    env: dict[str, Any],
 ) -> Path:
     report_dir.mkdir(parents=True, exist_ok=True)
     by_label = {r.label: r for r in rows}
-    total = sum(timings.values()) if timings else None
-    targets = _targets(by_label, comparison, total)
+    checks = targets(by_label, comparison, sum(timings["seconds"].values()))
     plot_tradeoff(rows, report_dir / "distillation_tradeoff.png")
     plot_seeds(comparison, report_dir / "distillation_seeds.png")
     payload = {
-        "profile": profile,
-        "models": [r.__dict__ for r in rows],
+        "profile": cfg.profile,
+        "models": [dataclasses.asdict(r) for r in rows],
         "comparison": comparison,
-        "timings_seconds": timings,
-        "targets": [{"target": t, "measured": m, "met": ok} for t, m, ok in targets],
-        "teacher_history": teacher_history,
-        "environment": environment,
+        "timings": timings,
+        "tuning": tuning,
+        "environment": env,
+        "targets": [{"target": name, "measured": m, "met": ok} for name, m, ok in checks],
     }
     (report_dir / "distillation.json").write_text(json.dumps(payload, indent=2) + "\n")
-    md = _markdown(by_label, comparison, timings, targets, environment, profile, threads)
+    sections = [
+        _summary(by_label, cfg, env),
+        _targets_section(checks, cfg.profile),
+        _seeds_section(comparison),
+        _setup_section(cfg, tuning),
+        _timings_section(timings),
+    ]
     path = report_dir / "distillation.md"
-    path.write_text(md)
+    path.write_text("\n".join(line for section in sections for line in section))
     return path
 
 
-def _markdown(
-    rows: dict[str, Row],
-    comparison: dict[str, Any],
-    timings: dict[str, float],
-    targets: list[tuple[str, str, bool]],
-    env: dict[str, Any],
-    profile: str,
-    threads: int,
-) -> str:
-    t = rows["teacher"]
+def _summary(rows: dict[str, Row], cfg: PipelineConfig, env: dict[str, Any]) -> list[str]:
+    t, s = rows["teacher"], rows["student"]
     lines = [
-        f"# Distillation report ({profile} profile)",
+        f"# Distillation report ({cfg.profile} profile)",
         "",
-        f"Generated {env['date']} on {env['cpu']} ({env['cores']} cores, {env['precision']} teacher training). "
-        "The machine's cores were shared with other jobs, so times may be inflated.",
+        f"The KD student `{s.name}` keeps {s.accuracy / t.accuracy:.1%} of the teacher's test accuracy "
+        f"({(s.accuracy - t.accuracy) * 100:+.2f} pts) with {t.parameters / s.parameters:.1f}x fewer parameters "
+        f"and {t.p50_us / s.p50_us:.1f}x lower batch-1 latency.",
         "",
-        "| model | name | method | test accuracy (ONNX) | parameters | ONNX size | batch-1 p50 | p90 "
-        "| speedup vs teacher |",
+        f"Measured {env['date']} on {env['cpu']}, {env['cores']} cores ({env['precision']} teacher training).",
+        "",
+        "| model | name | method | test accuracy (ONNX) | parameters | ONNX size | batch-1 p50 | p90 | speedup |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows.values():
         lines.append(
             f"| {r.label} | `{r.name}` | {r.method} | {r.accuracy:.2%} | {r.parameters:,} | "
-            f"{r.size_bytes / 1024:,.0f} KiB | {r.p50_us:,.0f} µs | {r.p90_us:,.0f} µs | "
+            f"{r.size_bytes / 1024:,.0f} KiB | {r.p50_us:,.1f} µs | {r.p90_us:,.1f} µs | "
             f"{t.p50_us / r.p50_us:.1f}x |"
         )
-    lines += [
+    return [
+        *lines,
         "",
-        f"Latency: onnxruntime CPU, batch 1, {threads} intra-op thread(s) for every model.",
+        f"Test accuracy of the exported ONNX model on the whole test set ({cfg.data.data_dir}). Latency: "
+        f"onnxruntime CPU, batch 1, {cfg.export.latency_threads} intra-op thread(s) for every model, "
+        f"{cfg.export.latency_runs} runs each in interleaved rounds. The control is trained and exported for this "
+        "comparison but not served.",
         "",
         "![accuracy vs latency](distillation_tradeoff.png)",
         "",
-        "## Targets",
-        "",
-        "| target | measured | met |",
-        "|---|---|---|",
     ]
-    lines += [f"| {name} | {measured} | {'yes' if ok else '**no**'} |" for name, measured, ok in targets]
-    kd, none, diff = comparison["kd"], comparison["none"], comparison["difference"]
-    lines += [
+
+
+def _targets_section(checks: list[tuple[str, str, bool]], profile: str) -> list[str]:
+    note = "" if profile == "default" else " (set for the default profile; this is a smaller run)"
+    lines = [f"## Targets{note}", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [f"| {name} | {measured} | {'yes' if ok else '**no**'} |" for name, measured, ok in checks]
+    return [*lines, ""]
+
+
+def _seeds_section(comparison: dict[str, Any]) -> list[str]:
+    kd, none, diff, seeds = comparison["kd"], comparison["none"], comparison["difference"], comparison["seeds"]
+    lines = [
+        f"## KD vs label-only control ({seeds} seeds)",
         "",
-        f"## KD vs label-only control ({comparison['seeds']} seeds, PyTorch test accuracy)",
+        "Same architecture, recipe and seeds (initialisation and batch order); only the loss differs. Test "
+        "accuracy of each seed's best epoch on the validation split (PyTorch).",
         "",
-        "Same architecture, recipe, seeds (initialisation and batch order); only the loss differs. "
-        f"KD: T={comparison['student']['temperature']}, weight {comparison['student']['kd_weight']} "
-        "(chosen on the validation split).",
-        "",
-        "| seed | KD | control | difference |",
+        "| seed | KD | control | KD - control |",
         "|---|---|---|---|",
     ]
     for seed, (a, b) in enumerate(zip(kd["test_accuracy"], none["test_accuracy"], strict=True)):
         lines.append(f"| {seed} | {a:.2%} | {b:.2%} | {(a - b) * 100:+.2f} pts |")
-    lines += [
+    lines.append(
         f"| mean ± std | {kd['mean']:.2%} ± {kd['std'] * 100:.2f} | {none['mean']:.2%} ± "
-        f"{none['std'] * 100:.2f} | {diff['mean'] * 100:+.2f} ± {diff['std'] * 100:.2f} pts |",
+        f"{none['std'] * 100:.2f} | {diff['mean'] * 100:+.2f} ± {diff['std'] * 100:.2f} pts |"
+    )
+    if min(kd["test_accuracy"]) > max(none["test_accuracy"]):
+        every = "every KD seed is above every control seed"
+    elif min(none["test_accuracy"]) > max(kd["test_accuracy"]):
+        every = "every control seed is above every KD seed"
+    else:
+        every = "the KD and control seeds overlap"
+    return [
+        *lines,
+        "",
+        f"KD ahead on {diff['kd_wins']}/{seeds} seeds; {every}.",
         "",
         "![KD vs control per seed](distillation_seeds.png)",
         "",
-        "## Step wall times",
-        "",
-        "| step | seconds |",
-        "|---|---|",
     ]
-    lines += [f"| {step} | {sec:,.1f} |" for step, sec in timings.items()]
-    if timings:
-        lines.append(f"| **total** | {sum(timings.values()):,.1f} |")
-    lines += ["", "Steps whose outputs were already up to date take under a second (cached).", ""]
-    return "\n".join(lines)
 
 
-def environment(precision: str) -> dict[str, Any]:
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": platform.processor() or platform.machine(),
-        "cores": os.cpu_count(),
-        "precision": precision,
-    }
+def _setup_section(cfg: PipelineConfig, tuning: list[dict[str, float]]) -> list[str]:
+    t, s = cfg.teacher, cfg.student
+    lines = [
+        "## Setup",
+        "",
+        f"- Data: {cfg.data.val_size:,} images of train held out for validation (model selection, tuning); "
+        "the test set only for the numbers above.",
+        f"- Teacher: conv {t.width}-{t.width}-pool-{2 * t.width}-{2 * t.width}-pool, dense {t.hidden}, dropout "
+        f"{t.dropout}; {t.epochs} epochs, AdamW one-cycle (peak lr {t.lr}), batch {t.batch_size}"
+        f"{', random flips and 2-pixel shifts' if t.augment else ''}.",
+        f"- Students: MLP {'-'.join(str(h) for h in s.hidden)}; {s.epochs} epochs, AdamW one-cycle (peak lr "
+        f"{s.lr}), batch {s.batch_size}, on the train split{' and its mirror images' if s.hflip_view else ''} "
+        "with cached teacher logits.",
+        f"- KD (Hinton et al. 2015): {s.kd_weight} · T² · KL(teacher_T || student_T) + {1 - s.kd_weight:g} · CE, "
+        f"T = {s.temperature}. Control: cross-entropy only.",
+    ]
+    if tuning:
+        lines += [
+            "",
+            "KD temperature and weight on the validation split (seed 0; `python -m distill_training tune`):",
+            "",
+            "| T | weight | val accuracy |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {r['temperature']:g} | {r['kd_weight']:g} | {r['val_accuracy']:.2%} |" for r in tuning]
+    return [*lines, ""]
+
+
+def _timings_section(timings: dict[str, dict[str, float]]) -> list[str]:
+    seconds, loads = timings["seconds"], timings.get("load_1min", {})
+    lines = ["## Step wall times", "", "| step | minutes | 1-min load average at its end |", "|---|---|---|"]
+    lines += [f"| {step} | {sec / 60:.1f} | {loads.get(step, 0.0):.1f} |" for step, sec in seconds.items()]
+    lines += [
+        f"| **total** | {sum(seconds.values()) / 60:.1f} | |",
+        "",
+        "Each step's time is from the run that built it (later runs skip up-to-date steps). A load average "
+        f"above {os.cpu_count()} means the cores were shared with other jobs and times are inflated.",
+        "",
+    ]
+    return lines
