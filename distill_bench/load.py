@@ -27,6 +27,7 @@ class LoadStats:
     requests_per_s: float
     percentiles_ms: dict[float, float]
     by_name: dict[str, int]
+    cdf: list[tuple[float, float]]  # (ms, fraction of requests at or below), from locust's histogram
 
     def p(self, fraction: float) -> float:
         return self.percentiles_ms[fraction]
@@ -41,6 +42,14 @@ def _percentile(histogram: dict[float, int], fraction: float) -> float:
         if seen >= fraction * count:
             return value
     return math.nan
+
+
+def _cdf(histogram: Counter[float]) -> list[tuple[float, float]]:
+    count, seen, points = sum(histogram.values()), 0, []
+    for value in sorted(histogram):
+        seen += histogram[value]
+        points.append((value, seen / count))
+    return points
 
 
 def read_stats(stats_json: Path) -> LoadStats:
@@ -58,6 +67,7 @@ def read_stats(stats_json: Path) -> LoadStats:
         requests_per_s=requests / elapsed if elapsed > 0 else math.nan,
         percentiles_ms={q: _percentile(histogram, q) for q in PERCENTILES},
         by_name={e["name"]: e["num_requests"] for e in entries},
+        cdf=_cdf(histogram),
     )
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from distill_bench.load import PERCENTILES, read_stats
+from distill_bench.load import read_stats
 from distill_bench.scrape import buckets, delta, parse_samples, quantile, total
 
 COMPUTE = "distill_inference_duration_seconds"
@@ -47,7 +48,7 @@ class PhaseResult:
     failures: int
     cpu_ms_per_1000: float  # service process CPU time (/proc) per 1000 answered requests
     compute_cdf: list[tuple[float, float]]  # (seconds, fraction) from histogram buckets
-    e2e_cdf: list[tuple[float, float]]  # (ms, fraction) from locust percentiles
+    e2e_cdf: list[tuple[float, float]]  # (ms, fraction) from locust's response-time histogram
 
 
 def analyse_phase(raw: Path, phase: dict[str, Any], card: dict[str, Any]) -> PhaseResult:
@@ -78,9 +79,17 @@ def analyse_phase(raw: Path, phase: dict[str, Any], card: dict[str, Any]) -> Pha
         requests=stats.requests,
         failures=stats.failures,
         cpu_ms_per_1000=phase["cpu_seconds"] * 1e3 / answered * 1000 if answered else math.nan,
-        compute_cdf=[(bound, count / runs) for bound, count in compute if runs and not math.isinf(bound)],
-        e2e_cdf=[(stats.p(q), q) for q in PERCENTILES],
+        compute_cdf=_trimmed_cdf(compute, runs),
+        e2e_cdf=stats.cdf,
     )
+
+
+def _trimmed_cdf(cumulative: list[tuple[float, float]], runs: float) -> list[tuple[float, float]]:
+    """(seconds, fraction) steps of a histogram, from its first non-empty bucket to the first full one."""
+    points = [(bound, count / runs) for bound, count in cumulative if runs and not math.isinf(bound)]
+    first = next((i for i, (_, f) in enumerate(points) if f > 0), 0)
+    last = next((i for i, (_, f) in enumerate(points) if f >= 1.0), len(points) - 1)
+    return points[max(first - 1, 0) : last + 1]
 
 
 def _ratio(teacher: float, student: float) -> float:
@@ -106,7 +115,7 @@ def _plot_cdfs(results: list[PhaseResult], path: Path) -> None:
             xs, ys = zip(*((s * 1e3, f) for s, f in r.compute_cdf), strict=True)
             left.step(xs, ys, where="post", label=r.model)
         xs, ys = zip(*r.e2e_cdf, strict=True)
-        right.plot(xs, ys, marker="o", label=r.model)
+        right.step(xs, ys, where="post", label=r.model)
     left.set(
         xscale="log",
         xlabel="onnxruntime run (ms, log)",
@@ -117,9 +126,10 @@ def _plot_cdfs(results: list[PhaseResult], path: Path) -> None:
         xscale="log",
         xlabel="end-to-end latency (ms, log)",
         ylabel="fraction of requests",
-        title="End to end (locust percentiles)",
+        title="End to end (locust, ms rounded by locust)",
     )
     for axis in (left, right):
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
         axis.grid(True, which="both", alpha=0.3)
         axis.legend()
     fig.tight_layout()

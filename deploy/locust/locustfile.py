@@ -98,6 +98,19 @@ def _load(environment: Any, **_: Any) -> None:
     _samples[:] = load_samples(getattr(options, "data_dir", DEFAULT_DATA_DIR), getattr(options, "data_npz", ""))
 
 
+@events.init.add_listener
+def _keep_users_with_selected_tasks(environment: Any, **_: Any) -> None:
+    """With --tags, drop the user classes none of whose tasks carry a selected tag (locust would start them
+    anyway and fail on their empty task list), so `--tags student` runs student traffic alone."""
+    tags = set(getattr(environment.parsed_options, "tags", None) or [])
+    if tags:
+        environment.user_classes[:] = [
+            user
+            for user in environment.user_classes
+            if any(getattr(t, "locust_tag_set", set()) & tags for t in user.tasks)
+        ]
+
+
 def _weight(kind: str) -> int:
     return int(os.environ.get(f"LOCUST_WEIGHT_{kind.upper()}", "1"))
 
