@@ -55,6 +55,7 @@ def test_ready_and_trainer_completed(stack: Stack) -> None:
 def test_api_container_runs_as_non_root_and_turns_healthy(stack: Stack) -> None:
     api = container(stack, "api")
     assert api["Config"]["User"] == "10001:10001"
+    assert api["HostConfig"]["ReadonlyRootfs"] is True  # as in Kubernetes: it serves with nothing to write
     assert stack("exec", "-T", "api", "id", "-u").strip() == "10001"
     assert api["Config"]["Entrypoint"][:3] == ["/opt/venv/bin/python", "-m", "service"]
     # Docker's own healthcheck (the image's HEALTHCHECK, restated in compose) probes /v2/health/ready.
