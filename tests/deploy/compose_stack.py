@@ -29,6 +29,7 @@ DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
 BASE_IMAGE = "distill-serve/python-debian:test"
 API_IMAGE = "distill-serve/api:test"
 PROMETHEUS_IMAGE = "distill-serve/prometheus-debian:test"
+LOADTEST_IMAGE = "distill-serve/loadtest:test"
 COMPOSE_FILES = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compose.test.yml")]
 
 
@@ -88,11 +89,17 @@ def build_base_image(tmp_path: Path) -> None:
 
 @dataclass(frozen=True)
 class Stack:
-    compose: list[str]
+    """The running stack: `stack("ps")` runs docker-compose on it; URLs of the published ports."""
+
+    project: str
     env: dict[str, str]
     api: str
     prometheus: str
     models: Path
+
+    @property
+    def compose(self) -> list[str]:
+        return ["docker-compose", "-p", self.project, *COMPOSE_FILES]
 
     def __call__(self, *args: str, timeout: float = 900) -> str:
         return run([*self.compose, *args], env=self.env, timeout=timeout)

@@ -24,8 +24,8 @@ import pytest
 from compose_stack import (
     API_IMAGE,
     BASE_IMAGE,
-    COMPOSE_FILES,
     DATA_DIR,
+    LOADTEST_IMAGE,
     PROMETHEUS_IMAGE,
     ROOT,
     Stack,
@@ -73,6 +73,9 @@ def stack(docker_engine: None, model_repository: Path, tmp_path_factory: pytest.
         "DISTILL_BASE_IMAGE": BASE_IMAGE,
         "DISTILL_API_IMAGE": API_IMAGE,
         "PROMETHEUS_IMAGE": PROMETHEUS_IMAGE,
+        "DISTILL_LOADTEST_IMAGE": LOADTEST_IMAGE,
+        "LOCUST_USERS": "2",
+        "LOCUST_RUN_TIME": "10s",
         "DISTILL_TEST_MODELS": str(model_repository),
         "DISTILL_API_BIND": "127.0.0.1",
         "DISTILL_API_PORT": str(api_port),
@@ -80,17 +83,17 @@ def stack(docker_engine: None, model_repository: Path, tmp_path_factory: pytest.
         "PROMETHEUS_PORT": str(prometheus_port),
     }
     project = f"distilltest{os.getpid()}"
-    stack = Stack(["docker-compose", "-p", project, *COMPOSE_FILES], env,
-                  f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{prometheus_port}", model_repository)  # fmt: skip
+    stack = Stack(project, env, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{prometheus_port}", model_repository)
     try:
-        stack("build", "api", "prometheus")
+        stack("build", "api", "prometheus", "locust")
         stack("up", "-d", "api", "prometheus")
         wait_for("api readiness", lambda: httpx.get(f"{stack.api}/v2/health/ready").status_code == 200, 180)
         yield stack
     except BaseException:
-        print(subprocess.run([*stack.compose, "logs", "--no-color", "--tail", "200"], env=env, cwd=ROOT,
-                             capture_output=True, text=True, check=False).stdout)  # fmt: skip
+        logs = subprocess.run([*stack.compose, "logs", "--no-color", "--tail", "200"], env=env, cwd=ROOT,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        print(logs.stdout)
         raise
     finally:
-        subprocess.run([*stack.compose, "down", "-v", "--remove-orphans", "-t", "20"], env=env, cwd=ROOT,
-                       capture_output=True, check=False, timeout=300)  # fmt: skip
+        down = [*stack.compose, "--profile", "loadtest", "down", "-v", "--remove-orphans", "-t", "20"]
+        subprocess.run(down, env=env, cwd=ROOT, capture_output=True, check=False, timeout=300)

@@ -5,6 +5,8 @@ One stack per module (tests/deploy/conftest.py); the tests run in file order and
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -16,9 +18,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import tritonclient.http as triton
-from compose_stack import COMPOSE_FILES, ROOT, Stack, wait_for
+from compose_stack import API_IMAGE, COMPOSE_FILES, ROOT, Stack, run, wait_for
 
 from service.card import model_path, read_card
+
+# The first test's setup builds the images and may train the quick models: minutes on a fresh machine.
+pytestmark = pytest.mark.timeout(1800)
 
 MODELS = ("fmnist-teacher", "fmnist-student")
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "distill-serve.json"
@@ -117,6 +122,17 @@ def test_every_dashboard_query_runs_on_the_real_prometheus(stack: Stack) -> None
     (pair,) = wait_for("a finite speedup", speedup_after_traffic, 60, 2)  # type: ignore[misc]
     assert (pair["metric"]["model"], pair["metric"]["teacher"]) == ("fmnist-student", "fmnist-teacher")
     assert float(pair["value"][1]) > 0
+
+
+def test_loadtest_profile_runs_locust_headless_into_its_volume(stack: Stack) -> None:
+    """`--profile loadtest`: locust (exit 0: no request failed) against api, CSV and HTML in the reports volume."""
+    stack("--profile", "loadtest", "run", "--rm", "locust")
+    volume = f"{stack.project}_loadtest-reports"
+    stats = run(["docker", "run", "--rm", "-v", f"{volume}:/reports:ro", "--entrypoint", "cat", API_IMAGE,
+                 "/reports/locust_stats.csv"])  # fmt: skip
+    (aggregated,) = [row for row in csv.DictReader(io.StringIO(stats)) if row["Name"] == "Aggregated"]
+    assert int(aggregated["Request Count"]) > 0
+    assert int(aggregated["Failure Count"]) == 0
 
 
 def test_sigterm_stops_the_api_gracefully(stack: Stack) -> None:
