@@ -11,16 +11,25 @@ from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp
 
 from service import __version__
 from service.dataplane import DataPlane
 from service.errors import install_error_handlers
+from service.fastpath import InferFastPath
 from service.metrics import Metrics
 from service.repository import ModelRegistry
 from service.routes import friendly, v2
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with the v2 infer fast path as the outermost ASGI layer."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return InferFastPath(super().build_middleware_stack(), self.state)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -48,7 +57,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry | N
                 await loading
             await models.close()
 
-    app = FastAPI(
+    app = ServiceApp(
         title="distill-serve",
         version=__version__,
         description="Teacher and distilled student side by side: Open Inference Protocol v2 and friendly "
@@ -58,6 +67,5 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry | N
     install_error_handlers(app)
     app.include_router(v2.router)
     app.include_router(friendly.router)
-    app.router.routes.extend(v2.infer_routes)
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     return app

@@ -16,8 +16,6 @@ import orjson
 from service.errors import BadRequest
 from service.runtime import NUMPY_DTYPES
 
-HEADER_LENGTH = "inference-header-content-length"
-
 
 @dataclass(frozen=True)
 class InputTensor:
