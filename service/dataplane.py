@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import numpy as np
+from prometheus_client import Histogram
 
 from service import __version__
 from service.batcher import DynamicBatcher
@@ -57,6 +58,7 @@ class DataPlane:
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
+        self._request_children: dict[tuple[str, str], Histogram] = {}
         self.classifier = Classifier(registry, metrics, settings.cascade_threshold)
 
     # -- health and metadata -------------------------------------------------------------------------------
@@ -123,4 +125,7 @@ class DataPlane:
 
     def observe_request(self, endpoint: str, model: str, started: float) -> None:
         """Whole-request latency; `model` must be a served name, "cascade", "compare" or "unknown"."""
-        self.metrics.request_duration.labels(endpoint, model).observe(time.perf_counter() - started)
+        child = self._request_children.get((endpoint, model))
+        if child is None:
+            child = self._request_children[endpoint, model] = self.metrics.request_duration.labels(endpoint, model)
+        child.observe(time.perf_counter() - started)

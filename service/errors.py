@@ -84,7 +84,7 @@ def error_response(status_code: int, message: str, headers: dict[str, str] | Non
 
 async def _on_service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
-    if exc.status_code >= 500:
+    if exc.status_code == 500:
         log.warning("%s %s -> %d: %s", request.method, request.url.path, exc.status_code, exc.message)
     return error_response(exc.status_code, exc.message, exc.headers)
 

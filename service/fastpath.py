@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import re
 import time
+import zlib
 
 import orjson
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.dataplane import DataPlane
-from service.errors import BadRequest, NotReady, PayloadTooLarge, ServiceError
+from service.errors import BadRequest, NotReady, PayloadTooLarge, ServiceError, UnsupportedMediaType
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,25 @@ async def read_asgi_body(receive: Receive, limit: int, declared: bytes | None) -
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def decode_content(body: bytes, encoding: bytes | None, limit: int) -> bytes:
+    """Undo `Content-Encoding: gzip | deflate` (tritonclient's request compression) within the size limit."""
+    if encoding is None or encoding == b"identity":
+        return body
+    wbits = {b"gzip": 31, b"deflate": 15}.get(encoding.lower())
+    if wbits is None:
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding.decode('latin-1')!r} is not supported; use gzip or deflate"
+        )
+    inflater = zlib.decompressobj(wbits)
+    try:
+        data = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"the body is not valid {encoding.decode()} data: {exc}") from None
+    if len(data) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"the decompressed request body exceeds {limit} bytes (max_body_bytes)")
+    return data
+
+
 class InferFastPath:
     def __init__(self, app: ASGIApp, state: State) -> None:
         self.app = app
@@ -72,7 +92,9 @@ class InferFastPath:
         try:
             if plane is None:
                 raise NotReady("the service is starting")
-            body = await read_asgi_body(receive, plane.settings.max_body_bytes, headers.get(b"content-length"))
+            limit = plane.settings.max_body_bytes
+            body = await read_asgi_body(receive, limit, headers.get(b"content-length"))
+            body = decode_content(body, headers.get(b"content-encoding"), limit)
             header_length = headers.get(b"inference-header-content-length")
             content, json_size = await plane.infer(
                 name, version, body, None if header_length is None else header_length.decode("latin-1")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +122,8 @@ class ModelRuntime:
         return {spec.name: np.zeros(shape, dtype=NUMPY_DTYPES[spec.datatype])}
 
     def warmup(self, runs: int, max_batch_size: int) -> float:
-        """Run a few batches; return the median single-row compute time in seconds."""
+        """Run a few batches; return the fastest single-row compute time in seconds (the least disturbed by
+        other processes, so the inline-or-thread choice does not depend on a busy moment)."""
         single = [self.run(self.example_input(1)).compute_s for _ in range(runs)]
         self.run(self.example_input(max_batch_size))
-        return statistics.median(single)
+        return min(single)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +103,33 @@ def test_binary_nan_is_422(client: TestClient) -> None:
     body, json_size = InferenceServerClient.generate_request_body([tensor])
     response = post(client, body, json_size)
     assert response.status_code == 422 and "NaN" in response.json()["error"]
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_request(client: TestClient, model_repo: Path, algorithm: str) -> None:
+    data = x(2, seed=2)
+    tensor = InferInput("input", list(data.shape), "FP32")
+    tensor.set_data_from_numpy(data)
+    body, json_size = InferenceServerClient.generate_request_body([tensor])
+    packed = gzip.compress(body) if algorithm == "gzip" else zlib.compress(body)
+    headers = {"Content-Encoding": algorithm, "Inference-Header-Content-Length": str(json_size)}
+    response = client.post(f"/v2/models/{STUDENT}/infer", content=packed, headers=headers)
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(decode(response).as_numpy("logits"), logits(model_repo, data), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content", "status", "words"),
+    [
+        ("br", b"xx", 415, ["'br'", "gzip"]),
+        ("gzip", b"not gzip", 400, ["not valid gzip"]),
+        ("gzip", gzip.compress(b" " * (9 << 20)), 413, ["decompressed"]),
+    ],
+)
+def test_bad_compressed_request(
+    client: TestClient, encoding: str, content: bytes, status: int, words: list[str]
+) -> None:
+    response = client.post(f"/v2/models/{STUDENT}/infer", content=content, headers={"Content-Encoding": encoding})
+    assert response.status_code == status, response.text
+    for word in words:
+        assert word in response.json()["error"]

@@ -191,3 +191,10 @@ def test_not_ready_without_models(tmp_path: Path) -> None:
         response = client.get("/v2/health/ready")
         assert response.status_code == 503 and "no model" in response.json()["error"]
         assert client.get("/v2/health/live").status_code == 200
+
+
+def test_openapi_documents_the_friendly_endpoints(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert {"/v1/classify", "/v1/compare", "/v2/models/{name}"} <= set(paths)
+    assert "multipart/form-data" in paths["/v1/classify"]["post"]["requestBody"]["content"]
+    assert client.get("/docs").status_code == 200

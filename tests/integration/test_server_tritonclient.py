@@ -88,3 +88,11 @@ def test_full_queue_answers_503_with_retry_after(model_repo: Path, tmp_path: Pat
     assert 200 in statuses and 503 in statuses and set(statuses) == {200, 503}
     rejected = next(r for r in responses if r.status_code == 503)
     assert rejected.headers["retry-after"] == "1" and "overloaded" in rejected.json()["error"]
+
+
+def test_compressed_request(client: triton.InferenceServerClient, model_repo: Path) -> None:
+    x = np.random.default_rng(1).normal(0, 1, (2, 1, 28, 28)).astype(np.float32)
+    tensor = triton.InferInput("input", list(x.shape), "FP32")
+    tensor.set_data_from_numpy(x)
+    result = client.infer("tiny-student", [tensor], request_compression_algorithm="gzip")
+    np.testing.assert_allclose(result.as_numpy("logits"), expected(model_repo, "tiny-student", x), rtol=1e-5, atol=1e-5)
