@@ -66,8 +66,8 @@ class ModelRegistry:
         threads = self.settings.threads_for(card.name)
         config = self.settings.batching_for(card.name)
         runtime = await asyncio.to_thread(ModelRuntime.load, repo, card, threads)
-        single_s = await asyncio.to_thread(runtime.warmup, self.settings.warmup_runs, config.max_batch_size)
-        inline = single_s * 1e6 < self.settings.inline_run_max_us
+        single_s, batch_s = await asyncio.to_thread(runtime.warmup, self.settings.warmup_runs, config.max_batch_size)
+        inline = batch_s * 1e6 < self.settings.inline_run_max_us  # a full batch may block the event loop this long
         batcher = DynamicBatcher(
             card.name, runtime.run, config, self.metrics.for_model(card.name, card.role),
             inline=inline, retry_after_s=self.settings.retry_after_s,
@@ -76,8 +76,9 @@ class ModelRegistry:
         self.models[card.name] = ServedModel(runtime, batcher)
         self.metrics.model_loaded(card, runtime.version)
         log.info(
-            "loaded %s v%d (%s, %d intra-op threads): %.0f us per row warm, runs %s",
-            card.name, runtime.version, card.role, threads.intra_op_threads, single_s * 1e6,
+            "loaded %s v%d (%s, %d intra-op threads): warm %.0f us for 1 row, %.0f us for %d, runs %s",
+            card.name, runtime.version, card.role, threads.intra_op_threads, single_s * 1e6, batch_s * 1e6,
+            config.max_batch_size,
             "inline" if inline else "in a worker thread",
         )  # fmt: skip
 

@@ -121,9 +121,9 @@ class ModelRuntime:
         shape = [rows if d == -1 else d for d in spec.shape]
         return {spec.name: np.zeros(shape, dtype=NUMPY_DTYPES[spec.datatype])}
 
-    def warmup(self, runs: int, max_batch_size: int) -> float:
-        """Run a few batches; return the fastest single-row compute time in seconds (the least disturbed by
-        other processes, so the inline-or-thread choice does not depend on a busy moment)."""
-        single = [self.run(self.example_input(1)).compute_s for _ in range(runs)]
-        self.run(self.example_input(max_batch_size))
-        return min(single)
+    def warmup(self, runs: int, max_batch_size: int) -> tuple[float, float]:
+        """Run single rows and full batches; return the fastest time of each in seconds (the fastest is the
+        least disturbed by other processes, so choices made from it do not depend on a busy moment)."""
+        single = min(self.run(self.example_input(1)).compute_s for _ in range(runs))
+        full = min(self.run(self.example_input(max_batch_size)).compute_s for _ in range(runs))
+        return single, full

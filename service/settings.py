@@ -107,10 +107,11 @@ class Settings(BaseSettings):
         default=False, description="Let onnxruntime threads spin while idle (burns cores; off for a server)."
     )
     inline_run_max_us: float = Field(
-        default=200.0,
+        default=500.0,
         ge=0.0,
-        description="Models whose warm single-row run is faster than this run on the event loop instead "
-        "of a worker thread (the thread hop costs more than the run); 0 = always a thread.",
+        description="Models whose warm full batch (`max_batch_size` rows) runs faster than this run on the "
+        "event loop instead of a worker thread (the thread hop costs more than such a run; a slower one "
+        "would stall every other request); 0 = always a thread.",
     )
     warmup_runs: int = Field(default=5, ge=1, description="Warm-up runs per model before it turns ready.")
     max_body_bytes: int = Field(default=8 << 20, ge=1024, description="Largest request body, bytes (413).")
