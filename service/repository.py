@@ -48,15 +48,23 @@ class ModelRegistry:
             log.error("no models in %s (expected <name>/%s and <name>/<version>/model.onnx)", repo, CARD_FILE)
         self.pending = {d.name for d in dirs}
         for d in dirs:
-            try:
-                await self._load(d.name)
-            except (LoadError, ValidationError, OSError) as exc:
-                reason = f"model {d.name!r} failed to load: {exc}"
+            reason = await self._try_load(d.name)
+            if reason is not None:
                 log.error("%s", reason)
                 self.failures[d.name] = reason
             self.pending.discard(d.name)
         self.loaded = True
         log.info("serving %s; failed: %s", sorted(self.models) or "nothing", sorted(self.failures) or "none")
+
+    async def _try_load(self, name: str) -> str | None:
+        """Load one model; return why it cannot be served, or None."""
+        try:
+            await self._load(name)
+        except (LoadError, ValidationError, OSError) as exc:
+            return f"model {name!r} failed to load: {exc}"
+        except Exception as exc:  # e.g. onnxruntime failing on the warm-up batch: never stop the others
+            return f"model {name!r} failed to load or warm up: {type(exc).__name__}: {exc}"
+        return None
 
     async def _load(self, dir_name: str) -> None:
         repo = self.settings.models_dir

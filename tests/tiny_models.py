@@ -127,3 +127,37 @@ def make_repo(repo: Path, *, teacher: str = "tiny-teacher", student: str = "tiny
 def normalise(pixels: np.ndarray) -> np.ndarray:
     """Raw 0..255 pixels (N, 784) -> the models' normalised input (N, 1, 28, 28)."""
     return ((pixels.astype(np.float32) / 255.0 - MEAN) / STD).reshape(-1, 1, 28, 28).astype(np.float32)
+
+
+def fragile_model(seed: int = 3, table: int = 10) -> onnx.ModelProto:
+    """The MLP student plus a lookup indexed by the first input value: a row whose first value is outside
+    [-table, table) makes onnxruntime fail at run time (Gather out of bounds); zeros (the warm-up) work."""
+    model = mlp_student(seed)
+    graph = model.graph
+    ints = {"start": [0], "end": [1], "axes": [1]}  # column 0 of the flattened input
+    graph.initializer.extend([_init("table", np.zeros(table))])
+    graph.initializer.extend([numpy_helper.from_array(np.array(v), k) for k, v in ints.items()])
+    (gemm_out,) = [n for n in graph.node if n.output[0] == "logits"]
+    gemm_out.output[0] = "mlp_logits"
+    graph.node.extend(
+        [
+            helper.make_node("Slice", ["f", "start", "end", "axes"], ["first"]),  # (N, 1)
+            helper.make_node("Cast", ["first"], ["index"], to=TensorProto.INT64),
+            helper.make_node("Gather", ["table", "index"], ["looked_up"]),  # (N, 1), fails out of bounds
+            helper.make_node("Add", ["mlp_logits", "looked_up"], ["logits"]),
+        ]
+    )
+    onnx.checker.check_model(model)
+    return model
+
+
+def failing_warmup_model() -> onnx.ModelProto:
+    """Loads fine but cannot run any batch: a Reshape to a fixed size that no input matches."""
+    shape = numpy_helper.from_array(np.array([7, 7]), "bad_shape")
+    nodes = [
+        helper.make_node("Reshape", ["input", "bad_shape"], ["r"]),
+        helper.make_node("ReduceSum", ["r"], ["s"], keepdims=1),
+        helper.make_node("Expand", ["s", "out_shape"], ["logits"]),
+    ]
+    out_shape = numpy_helper.from_array(np.array([1, 10]), "out_shape")
+    return _model(nodes, [shape, out_shape], "tiny-failing")

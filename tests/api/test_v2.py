@@ -9,7 +9,7 @@ import onnxruntime as ort
 import pytest
 from fastapi.testclient import TestClient
 from servers import wait_loaded, wait_ready
-from tiny_models import add_model, make_card, mlp_student
+from tiny_models import add_model, failing_warmup_model, fragile_model, make_card, mlp_student
 
 from service.app import create_app
 from service.card import model_path, write_card
@@ -198,3 +198,19 @@ def test_openapi_documents_the_friendly_endpoints(client: TestClient) -> None:
     assert {"/v1/classify", "/v1/compare", "/v2/models/{name}"} <= set(paths)
     assert "multipart/form-data" in paths["/v1/classify"]["post"]["requestBody"]["content"]
     assert client.get("/docs").status_code == 200
+
+
+def test_a_failing_run_is_a_500_naming_the_model_and_others_go_on(model_repo: Path) -> None:
+    add_model(model_repo, "fragile", fragile_model(), "student", teacher="tiny-teacher")
+    add_model(model_repo, "cannot-run", failing_warmup_model(), "student", teacher="tiny-teacher")
+    settings = Settings(models_dir=model_repo, intra_op_threads=1, warmup_runs=1, student=STUDENT)
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        warmup = client.get("/v2/models/cannot-run/ready")
+        assert warmup.status_code == 503 and "warm up" in warmup.json()["error"]
+        bad = rows(2)
+        bad[1, 0, 0, 0] = 100.0  # out of the fragile model's lookup table
+        failed = client.post("/v2/models/fragile/infer", json=infer_body(bad))
+        assert failed.status_code == 500 and "'fragile'" in failed.json()["error"]
+        assert client.post("/v2/models/fragile/infer", json=infer_body(rows(2))).status_code == 200
+        assert client.post(f"/v2/models/{STUDENT}/infer", json=infer_body(rows(2))).status_code == 200
