@@ -201,6 +201,10 @@ def test_bad_uploads_are_4xx(client: TestClient) -> None:
         "/v1/classify", files=[("files", ("a.png", png(pixels(1)), "image/png"))], data={"labels": "x"}
     )
     assert labels.status_code == 422 and "comma-separated" in labels.json()["error"]
+    many = client.post("/v1/classify", files=[("files", (f"{i}.png", png(pixels(1)), "image/png")) for i in range(300)])
+    assert many.status_code == 413 and "max_request_rows" in many.json()["error"]
+    garbage = client.post("/v1/classify", content=b"garbage", headers={"content-type": "multipart/form-data"})
+    assert garbage.status_code == 400 and "boundary" in garbage.json()["error"]
     other = client.post("/v1/classify", content=b"abc", headers={"content-type": "text/plain"})
     assert other.status_code == 415 and "application/json" in other.json()["error"]
 
