@@ -68,7 +68,9 @@ def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic])
     if not isinstance(data, list):
         raise BadRequest(f"input {name!r}: data must be a JSON array (flat or nested), got {type(data).__name__}")
     try:
-        with np.errstate(all="ignore"):  # an overflowing value becomes inf, rejected later as non-finite
+        if dtype.kind in "biu" and np.asarray(data).dtype.kind not in ("b" if dtype.kind == "b" else "biu"):
+            raise ValueError("not integral")  # numpy would truncate 1.5 to 1 silently
+        with np.errstate(all="ignore"):  # an overflowing float becomes inf, rejected later as non-finite
             return np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError):
         raise BadRequest(
