@@ -63,6 +63,9 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry | N
         description="Teacher and distilled student side by side: Open Inference Protocol v2 and friendly "
         "classify/compare endpoints, with Prometheus metrics at /metrics.",
         lifespan=lifespan,
+        # Metrics are Prometheus (service.metrics); FastAPI's native OpenTelemetry would otherwise look at
+        # its providers and the environment on every request, ahead of the infer fast path.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     app.include_router(v2.router)
