@@ -54,6 +54,9 @@ class ModelRegistry:
                 self.failures[d.name] = reason
             self.pending.discard(d.name)
         self.loaded = True
+        unknown = sorted(set(self.settings.model_overrides) - {d.name for d in dirs})
+        if unknown:
+            log.warning("model_overrides name models that are not in %s: %s", repo, unknown)
         log.info("serving %s; failed: %s", sorted(self.models) or "nothing", sorted(self.failures) or "none")
 
     async def _try_load(self, name: str) -> str | None:

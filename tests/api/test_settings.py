@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
+import pytest
+import uvicorn
+
+from service.__main__ import main
 from service.settings import Settings, available_cores
 from service.settings_doc import DOC_PATH, settings_markdown
 
@@ -36,3 +40,12 @@ def test_flags_override_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cross_field_check() -> None:
     with pytest.raises(ValueError, match="different"):
         Settings(student="m", teacher="m")
+
+
+def test_cli_flags_override_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DISTILL_PORT", "9000")
+    monkeypatch.setenv("DISTILL_HOST", "0.0.0.0")
+    served: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.update(kwargs))
+    main(["--models", str(tmp_path), "--port", "9100", "--log-level", "warning"])
+    assert served["port"] == 9100 and served["host"] == "0.0.0.0" and served["log_level"] == "warning"
