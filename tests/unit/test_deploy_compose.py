@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from service.settings import ENV_PREFIX, Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = {"trainer", "api", "prometheus", "grafana", "locust"}
 _DEFAULTED = re.compile(r"^\$\{[A-Z_]+:-([^}]+)\}$")
@@ -50,6 +52,12 @@ def test_api_starts_after_the_trainer_completed_and_serves_its_volume() -> None:
     assert services["trainer"]["restart"] == "no"
     assert "/v2/health/ready" in " ".join(services["api"]["healthcheck"]["test"])
     assert services["api"]["read_only"] is True
+
+
+def test_api_environment_names_only_real_settings() -> None:
+    fields = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    names = {item.split("=")[0] for item in compose()["services"]["api"]["environment"]}
+    assert names <= fields, f"not settings: {sorted(names - fields)}"
 
 
 def test_locust_runs_headless_only_under_the_loadtest_profile() -> None:
