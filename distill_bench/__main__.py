@@ -10,6 +10,7 @@ from distill_bench.bench import BenchSettings, run_bench
 from distill_bench.bench_report import write_bench_report
 from distill_bench.demo import run_demo
 from distill_bench.load import LoadSettings
+from distill_bench.samples import DEFAULT_DATA_DIR, write_pngs
 from distill_bench.speedup import write_report
 from distill_bench.wrk import wrk_available
 
@@ -27,6 +28,10 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models)")
     bench.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     bench.add_argument("--duration", type=int, default=5, help="seconds per load point (default: 5)")
+    samples = commands.add_parser("samples", help="save real test-set images as PNG, to try the API by hand")
+    samples.add_argument("--out", type=Path, default=Path("samples"), help="folder (default: samples)")
+    samples.add_argument("--count", type=int, default=8, help="how many images (default: 8)")
+    samples.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="MNIST-format IDX folder with the test set")
     report = commands.add_parser("report", help="rewrite the speedup report from a recorded run")
     report.add_argument("--raw", type=Path, default=Path("reports/speedup-raw"), help="the recorded run")
     report.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
@@ -46,6 +51,9 @@ def main(argv: list[str] | None = None) -> None:
         raw.write_text(json.dumps(run_bench(BenchSettings(args.models, args.out, args.duration)), indent=2))
         write_bench_report(json.loads(raw.read_text()), args.out)
         print(f"benchmark report: {args.out / 'bench.md'}")
+    elif args.command == "samples":
+        for path in write_pngs(args.out, args.data_dir, args.count):
+            print(path)
     else:
         write_report(args.raw, args.out)
         print(f"speedup report: {args.out / 'speedup.md'}")

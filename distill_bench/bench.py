@@ -7,7 +7,6 @@ is loaded at 1, 8, 32 and 64 connections; 1 connection is the sequential latency
 
 from __future__ import annotations
 
-import gzip
 import json
 import sys
 import time
@@ -22,6 +21,7 @@ import onnxruntime as ort
 from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput
 
 from distill_bench.machine import machine
+from distill_bench.samples import load_test_images
 from distill_bench.scrape import parse_samples, total
 from distill_bench.server import RunningService, fetch, free_port, running, serve
 from distill_bench.wrk import Request, WrkResult, run_wrk
@@ -50,15 +50,6 @@ class TargetResult:
 
     def at(self, connections: int) -> WrkResult:
         return next(r for r in self.runs if r.connections == connections)
-
-
-def sample_image(data_dir: str) -> np.ndarray:
-    """One real test-set image as uint8 pixels (28, 28), or a fixed pattern when the data set is absent."""
-    path = Path(data_dir) / "t10k-images-idx3-ubyte.gz"
-    if not path.exists():
-        return (np.arange(784, dtype=np.uint32) % 256).astype(np.uint8).reshape(28, 28)
-    with gzip.open(path, "rb") as f:
-        return np.frombuffer(f.read(16 + 784), dtype=np.uint8, offset=16).reshape(28, 28)
 
 
 def model_input(card: ModelCard, pixels: np.ndarray) -> np.ndarray:
@@ -182,7 +173,7 @@ def rss_mb(pid: int) -> float:
 def run_bench(settings: BenchSettings) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
     pair = _pair(settings.models)
-    pixels = sample_image(settings.data_dir)
+    pixels = load_test_images(settings.data_dir, 1)[0][0]  # (28, 28)
     inputs = {card.name: model_input(card, pixels) for card in (pair.student, pair.teacher)}
     requests = {card.name: infer_requests(card, inputs[card.name]) for card in (pair.student, pair.teacher)}
     raw = settings.out / "bench-raw"
