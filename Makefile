@@ -9,7 +9,7 @@ PROFILE ?= default
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 APT_PACKAGES := dataset-fashion-mnist prometheus wrk
 
-.PHONY: help install system-deps train demo serve test lint format clean bench loadtest
+.PHONY: help install system-deps train demo serve test lint format clean bench loadtest up down
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,15 @@ serve: install ## serve the model repository in the foreground
 
 test: install system-deps ## run the whole test suite
 	$(PY) -m pytest
+
+# `docker compose` (v2) where installed, else docker-compose (v1.29); the compose files are valid for both.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+up: ## build the images and start the compose stack: trainer -> api, prometheus, grafana
+	$(COMPOSE) up -d --build
+
+down: ## stop the compose stack (volumes stay; `docker compose down -v` drops models and metrics)
+	$(COMPOSE) down
 
 lint: install ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff check .
