@@ -12,6 +12,7 @@ import uvicorn
 from service.app import create_app
 from service.settings import Settings
 from service.settings_doc import DOC_PATH, write_settings_doc
+from service.workers import run_workers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -20,6 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", help="address to bind (DISTILL_HOST)")
     parser.add_argument("--port", type=int, help="TCP port (DISTILL_PORT)")
     parser.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--workers", type=int, help="uvicorn worker processes (DISTILL_WORKERS)")
     parser.add_argument(
         "--write-settings-doc", action="store_true", help=f"regenerate {DOC_PATH.name} from Settings and exit"
     )
@@ -33,8 +35,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     flags: dict[str, Any] = {"models_dir": args.models, "host": args.host, "port": args.port}
     flags["log_level"] = args.log_level
+    flags["workers"] = args.workers
     settings = Settings(**{k: v for k, v in flags.items() if v is not None})
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.workers > 1:
+        run_workers(settings)
+        return
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -6,9 +6,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
@@ -33,14 +34,17 @@ class ServiceApp(FastAPI):
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    registry: CollectorRegistry = request.app.state.metrics.registry
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    metrics: Metrics = request.app.state.metrics
+    return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(settings: Settings | None = None, registry: CollectorRegistry | None = None) -> FastAPI:
-    """Build the app. Models load in the background after startup; `/v2/health/ready` says when they are done."""
+def create_app(
+    settings: Settings | None = None, registry: CollectorRegistry | None = None, metrics_dir: Path | None = None
+) -> FastAPI:
+    """Build the app. Models load in the background after startup; `/v2/health/ready` says when they are done.
+    `metrics_dir`: the multiprocess folder of a worker process (`service.workers`), whose scrape sums all workers."""
     settings = settings or Settings()
-    metrics = Metrics(registry or CollectorRegistry())
+    metrics = Metrics(registry or CollectorRegistry(), metrics_dir)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +60,7 @@ def create_app(settings: Settings | None = None, registry: CollectorRegistry | N
             with contextlib.suppress(asyncio.CancelledError):
                 await loading
             await models.close()
+            metrics.process_stopped()
 
     app = ServiceApp(
         title="distill-serve",

@@ -1,10 +1,18 @@
-"""Every Prometheus metric of the service (names and labels are the DESIGN.md contract), on an injected registry."""
+"""Every Prometheus metric of the service (names and labels are the DESIGN.md contract), on an injected registry.
+
+With several worker processes (`service.workers`) every process writes its values to files in a shared folder
+(prometheus-client multiprocess mode) and a scrape sums them; the card gauges take the largest value instead,
+since every worker loads the same models.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from service.card import ModelCard
 
@@ -31,8 +39,9 @@ class ModelMetrics:
 class Metrics:
     """The metric families; build one per app on its own registry."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, multiprocess_dir: Path | None = None) -> None:
         self.registry = registry
+        self.multiprocess_dir = multiprocess_dir
         self.inference_duration = Histogram(
             "distill_inference_duration_seconds", "Model compute only (onnxruntime run)",
             ["model", "role"], buckets=LATENCY_BUCKETS, registry=registry,
@@ -72,16 +81,33 @@ class Metrics:
             "What is loaded (always 1)",
             ["model", "role", "version", "teacher"],
             registry=registry,
+            multiprocess_mode="livemax",
         )
         self.model_eval_accuracy = Gauge(
-            "distill_model_eval_accuracy", "Test accuracy measured at export (card)", ["model"], registry=registry
-        )
+            "distill_model_eval_accuracy", "Test accuracy measured at export (card)", ["model"], registry=registry,
+            multiprocess_mode="livemax",
+        )  # fmt: skip
         self.model_parameters = Gauge(
-            "distill_model_parameters", "Parameter count (card)", ["model"], registry=registry
-        )
+            "distill_model_parameters", "Parameter count (card)", ["model"], registry=registry,
+            multiprocess_mode="livemax",
+        )  # fmt: skip
         self.model_size_bytes = Gauge(
-            "distill_model_size_bytes", "Size of model.onnx (card)", ["model"], registry=registry
-        )
+            "distill_model_size_bytes", "Size of model.onnx (card)", ["model"], registry=registry,
+            multiprocess_mode="livemax",
+        )  # fmt: skip
+
+    def exposition(self) -> bytes:
+        """The text format of a scrape: this registry, or the totals of every worker process."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()  # fresh per scrape: the collector reads every worker's files each time
+        MultiProcessCollector(merged, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+        return generate_latest(merged)
+
+    def process_stopped(self) -> None:
+        """A stopped worker's card gauges leave the totals; its counters and histograms stay in them."""
+        if self.multiprocess_dir is not None:
+            mark_process_dead(os.getpid(), str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
 
     def for_model(self, model: str, role: str) -> ModelMetrics:
         requests = self.inference_requests

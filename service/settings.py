@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         default="info", description="Log level of the service and uvicorn."
     )
     access_log: bool = Field(default=False, description="Log every request (costs throughput).")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        description="uvicorn worker processes; above 1 each loads its own models and `/metrics` sums them all "
+        "(prometheus-client multiprocess mode).",
+    )
     student: str | None = Field(
         default=None,
         description="Model answering `route=student`; default: the only served student (the first by name "
@@ -100,7 +106,9 @@ class Settings(BaseSettings):
         '"max_queue_delay_ms": 2, "max_queue_size": 64, "intra_op_threads": 2}}`.',
     )
     intra_op_threads: int = Field(
-        default=0, ge=0, description="onnxruntime intra-op threads per model; 0 = the cores available."
+        default=0,
+        ge=0,
+        description="onnxruntime intra-op threads per model; 0 = the cores available, divided among the workers.",
     )
     inter_op_threads: int = Field(default=1, ge=1, description="onnxruntime inter-op threads per model.")
     allow_spinning: bool = Field(
@@ -136,7 +144,7 @@ class Settings(BaseSettings):
         o = self.model_overrides.get(model, ModelOverrides())
         intra = o.intra_op_threads if o.intra_op_threads is not None else self.intra_op_threads
         return ThreadConfig(
-            intra_op_threads=intra or available_cores(),
+            intra_op_threads=intra or max(1, available_cores() // self.workers),  # workers share the cores
             inter_op_threads=self.inter_op_threads,
             allow_spinning=self.allow_spinning,
         )

@@ -28,7 +28,7 @@ def settings_markdown() -> str:
         "",
         "Generated from `service.settings.Settings` by `python -m service --write-settings-doc`; do not edit.",
         "Every setting is an environment variable; `python -m service` flags (`--models`, `--host`, `--port`,",
-        "`--log-level`) override them.",
+        "`--log-level`, `--workers`) override them.",
         "",
         "| variable | default | meaning |",
         "|---|---|---|",

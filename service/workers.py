@@ -1,0 +1,76 @@
+"""Several uvicorn worker processes on one port (`DISTILL_WORKERS` > 1), with `/metrics` reporting every worker.
+
+The parent resolves the settings once and hands them to the workers as JSON in the environment (uvicorn spawns
+fresh interpreters that build the app with `worker_app`). Metrics use prometheus-client's multiprocess mode: each
+worker writes its values to files in one folder, fresh for every server run, and a scrape of any worker sums them.
+Each worker loads its own copy of every model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from service.app import create_app
+from service.settings import Settings
+
+SETTINGS_ENV = "DISTILL_WORKER_SETTINGS_JSON"  # internal: the parent's resolved settings, not a setting itself
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when a worker imports it
+LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
+def _clear(folder: Path) -> None:
+    for stale in folder.glob("*.db"):
+        stale.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def metrics_dir() -> Iterator[Path]:
+    """The multiprocess folder: `PROMETHEUS_MULTIPROC_DIR` if set (emptied at start and end), else a fresh one."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        _clear(folder)  # values of an earlier run would be added to this one's totals
+        try:
+            yield folder
+        finally:
+            _clear(folder)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="distill-metrics-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_workers(settings: Settings) -> None:
+    """Serve with `settings.workers` processes until SIGINT/SIGTERM (uvicorn's supervisor restarts dead ones)."""
+    with metrics_dir() as folder:
+        os.environ[MULTIPROC_ENV] = str(folder)
+        os.environ[SETTINGS_ENV] = settings.model_dump_json()
+        uvicorn.run(
+            "service.workers:worker_app",
+            factory=True,
+            workers=settings.workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+        )
+
+
+def worker_app() -> FastAPI:
+    """uvicorn's factory in each worker process."""
+    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    folder = Path(os.environ[MULTIPROC_ENV])
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    return create_app(settings, metrics_dir=folder)
