@@ -1,13 +1,15 @@
 """`make bench`: every target measured side by side in one run, with one load generator (wrk) and one request.
 
 Targets: the floor (a raw ASGI app answering a constant), onnxruntime called in-process (the model's own limit),
-and the service with the student and the teacher, JSON and binary bodies, batching on and off. Each HTTP target
-is loaded at 1, 8, 32 and 64 connections; 1 connection is the sequential latency.
+and the service with the student and the teacher, JSON and binary bodies, batching on and off, and the student
+again with two uvicorn worker processes (`DISTILL_WORKERS=2`). Each HTTP target is loaded at 1, 8, 32 and 64
+connections; 1 connection is the sequential latency.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -29,6 +31,8 @@ from service.card import ModelCard, list_model_dirs, model_path, read_card
 
 CONNECTIONS = (1, 8, 32, 64)
 BATCHING = {"on": {}, "off": {"DISTILL_MAX_BATCH_SIZE": "1"}}
+WORKERS = 2
+SERVING = re.compile(r"\[(\d+)\] service\.repository: serving \[")  # a worker's "models loaded" log line
 
 
 @dataclass(frozen=True)
@@ -150,17 +154,49 @@ def _floor(settings: BenchSettings, request: Request) -> TargetResult:
         return _sweep("floor", floor.url, request, settings)
 
 
+def _counted(
+    service: RunningService, card: ModelCard, target: str, request: Request, settings: BenchSettings
+) -> TargetResult:
+    """One sweep, with what the service's own metrics counted meanwhile (all workers' totals with several)."""
+    before = parse_samples(fetch(f"{service.url}/metrics"))
+    result = _sweep(target, service.url, request, settings)
+    after = parse_samples(fetch(f"{service.url}/metrics"))
+    name = "distill_inference_requests_total"
+    result.service_counted = total(after, name, model=card.name) - total(before, name, model=card.name)
+    return result
+
+
 def _service_targets(
     service: RunningService, pair: Pair, requests: dict[str, dict[str, Request]], batching: str, settings: BenchSettings
 ) -> Iterator[TargetResult]:
     for card in (pair.student, pair.teacher):
         for encoding, request in requests[card.name].items():
-            before = parse_samples(fetch(f"{service.url}/metrics"))
-            result = _sweep(f"{card.role} {encoding} batching {batching}", service.url, request, settings)
-            after = parse_samples(fetch(f"{service.url}/metrics"))
-            name = "distill_inference_requests_total"
-            result.service_counted = total(after, name, model=card.name) - total(before, name, model=card.name)
-            yield result
+            yield _counted(service, card, f"{card.role} {encoding} batching {batching}", request, settings)
+
+
+def _wait_workers(service: RunningService, workers: int, deadline_s: float = 60.0) -> list[int]:
+    """Readiness answers from one worker; the log says when each has loaded its models. Returns their PIDs."""
+    deadline = time.monotonic() + deadline_s
+    while len(pids := sorted({int(p) for p in SERVING.findall(service.log.read_text(errors="replace"))})) < workers:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only workers {pids} loaded their models; see {service.log}")
+        time.sleep(0.1)
+    return pids
+
+
+def _worker_targets(
+    models: Path, student: ModelCard, requests: dict[str, Request], settings: BenchSettings
+) -> tuple[list[TargetResult], dict[str, Any]]:
+    """The student under several worker processes; RSS of the parent (no models) and of each worker."""
+    log = settings.out / "bench-raw" / f"service-{WORKERS}-workers.log"
+    with serve(models, log, env={"DISTILL_WORKERS": str(WORKERS)}) as service:
+        pids = _wait_workers(service, WORKERS)
+        targets = [
+            _counted(service, student, f"student {encoding} {WORKERS} workers", request, settings)
+            for encoding, request in requests.items()
+        ]
+        rss = {"parent": rss_mb(service.pid), "workers": [rss_mb(pid) for pid in pids]}
+    return targets, rss
 
 
 def rss_mb(pid: int) -> float:
@@ -188,6 +224,8 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
         with serve(settings.models, raw / f"service-batching-{batching}.log", env=env) as service:
             targets += list(_service_targets(service, pair, requests, batching, settings))
             rss[batching] = rss_mb(service.pid)
+    worker_targets, worker_rss = _worker_targets(settings.models, pair.student, requests[pair.student.name], settings)
+    targets += worker_targets
     return {
         "started": started,
         "machine": machine(),
@@ -197,5 +235,7 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
         ],
         "in_process": limits,
         "rss_mb_after_load": rss,
+        "workers": WORKERS,
+        "rss_mb_workers": worker_rss,
         "models": {"student": pair.student.name, "teacher": pair.teacher.name},
     }

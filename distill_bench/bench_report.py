@@ -50,6 +50,42 @@ def ratios(data: dict[str, Any]) -> list[dict[str, Any]]:
     return result
 
 
+def _workers(data: dict[str, Any]) -> list[str]:
+    """The student with one worker process (batching on) against several, at every connection count."""
+    workers = data.get("workers")
+    if workers is None:  # a run recorded before the multi-worker target
+        return []
+    lines = [
+        f"## One worker or {workers} (the student, batching on)",
+        "",
+        f"`DISTILL_WORKERS={workers}` runs {workers} uvicorn worker processes on one port; each loads its own "
+        "models and `/metrics` sums them all. The two servers ran minutes apart in this one run, sharing the "
+        "cores with wrk (and whatever else runs on the machine), so small differences are noise.",
+        "",
+        f"| body | connections | 1 worker req/s | 1 worker p99 (us) | {workers} workers req/s "
+        f"| {workers} workers p99 (us) | throughput {workers} / 1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for encoding in ("json", "binary"):
+        one = next(t for t in data["targets"] if t["name"] == f"student {encoding} batching on")
+        for run in one["runs"]:
+            c = run["connections"]
+            many = _run(data, f"student {encoding} {workers} workers", c)
+            lines.append(
+                f"| {encoding} | {c} | {_rps(run):.0f} | {run['latency_us']['99.0']:.0f} | {_rps(many):.0f} "
+                f"| {many['latency_us']['99.0']:.0f} | {_rps(many) / _rps(run):.2f} |"
+            )
+    rss = data["rss_mb_workers"]
+    per_worker = ", ".join(f"{mb:.0f}" for mb in rss["workers"])
+    lines += [
+        "",
+        f"RSS with {workers} workers after their load: each worker {per_worker} MB (its own models), the parent "
+        f"{rss['parent']:.0f} MB; one worker alone: {data['rss_mb_after_load']['on']:.0f} MB.",
+        "",
+    ]
+    return lines
+
+
 def _losses(data: dict[str, Any]) -> list[str]:
     lines = [
         "| target | wrk responses (all connections) | socket errors | non-2xx | service counted |",
@@ -146,6 +182,7 @@ def write_bench_report(data: dict[str, Any], out: Path) -> None:
         "",
         f"Service RSS after its load: {rss} (goal: under 250 MB).",
         "",
+        *_workers(data),
         "## Nothing lost",
         "",
         "wrk counts the responses it received; socket errors are requests that got none. The service counts "

@@ -9,7 +9,6 @@ from typing import Any
 
 import uvicorn
 
-from service.app import create_app
 from service.settings import Settings
 from service.settings_doc import DOC_PATH, write_settings_doc
 from service.workers import run_workers
@@ -41,6 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     if settings.workers > 1:
         run_workers(settings)
         return
+    from service.app import create_app  # not at the top: a multi-worker parent never builds the app (less RSS)
+
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -15,12 +15,14 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
-from fastapi import FastAPI
 
-from service.app import create_app
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 SETTINGS_ENV = "DISTILL_WORKER_SETTINGS_JSON"  # internal: the parent's resolved settings, not a setting itself
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus-client when a worker imports it
@@ -73,4 +75,6 @@ def worker_app() -> FastAPI:
     settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
     folder = Path(os.environ[MULTIPROC_ENV])
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
+    from service.app import create_app  # here, not at the top: the parent only supervises (~40 MB less RSS)
+
     return create_app(settings, metrics_dir=folder)
