@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
 
 

@@ -16,21 +16,25 @@ from starlette.types import ASGIApp
 
 from service import __version__
 from service.dataplane import DataPlane
+from service.deadline import RequestDeadline
 from service.errors import install_error_handlers
 from service.fastpath import InferFastPath
 from service.metrics import Metrics
 from service.repository import ModelRegistry
 from service.routes import friendly, v2
 from service.settings import Settings
+from service.shutdown import drain_on_signal
 
 log = logging.getLogger(__name__)
 
 
 class ServiceApp(FastAPI):
-    """FastAPI with the v2 infer fast path as the outermost ASGI layer."""
+    """FastAPI with the v2 infer fast path ahead of it, under a deadline on every request (outermost)."""
+
+    request_timeout_s = 30.0  # create_app sets it from the settings
 
     def build_middleware_stack(self) -> ASGIApp:
-        return InferFastPath(super().build_middleware_stack(), self.state)
+        return RequestDeadline(InferFastPath(super().build_middleware_stack(), self.state), self.request_timeout_s)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -54,7 +58,8 @@ def create_app(
         app.state.dataplane = DataPlane(settings, models, metrics)
         loading = asyncio.create_task(models.load_all(), name="load-models")
         try:
-            yield
+            with drain_on_signal(app.state.dataplane, settings.shutdown_drain_s):
+                yield
         finally:
             loading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -72,6 +77,7 @@ def create_app(
         # its providers and the environment on every request, ahead of the infer fast path.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.request_timeout_s = settings.request_timeout_s
     install_error_handlers(app)
     app.include_router(v2.router)
     app.include_router(friendly.router)

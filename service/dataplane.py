@@ -60,14 +60,22 @@ class DataPlane:
         self.metrics = metrics
         self._request_children: dict[tuple[str, str], Histogram] = {}
         self.classifier = Classifier(registry, metrics, settings.cascade_threshold)
+        self.draining = False  # set on SIGTERM: readiness answers 503 while in-flight requests finish
 
     # -- health and metadata -------------------------------------------------------------------------------
     def server_metadata(self) -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": __version__, "extensions": EXTENSIONS}
 
+    def begin_drain(self) -> None:
+        self.draining = True
+
     def check_ready(self) -> None:
+        if self.draining:
+            raise NotReady("shutting down: finishing in-flight requests")
         if not self.registry.loaded:
             raise NotReady(f"loading models: {sorted(self.registry.pending)} still to load")
+        if not self.registry.models and not self.registry.failures:
+            raise NotReady(self.registry.empty_reason())
         if not self.registry.ready:
             raise NotReady(f"no model could be served: {list(self.registry.failures.values())}")
 

@@ -92,6 +92,11 @@ class InferFastPath:
         try:
             if plane is None:
                 raise NotReady("the service is starting")
+            if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
+                raise UnsupportedMediaType(
+                    "a v2 infer body is JSON (application/json), optionally followed by binary tensor data "
+                    "(application/octet-stream); multipart is not accepted (images go to /v1/classify)"
+                )
             limit = plane.settings.max_body_bytes
             body = await read_asgi_body(receive, limit, headers.get(b"content-length"))
             body = decode_content(body, headers.get(b"content-encoding"), limit)

@@ -16,7 +16,6 @@ from service.card import Preprocessing
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge
 
 IMAGE_FORMATS = ["PNG", "JPEG"]
-MAX_IMAGE_PIXELS = 4096 * 4096
 
 
 def normalise(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:
@@ -26,13 +25,17 @@ def normalise(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:
     return ((pixels.astype(np.float32) * np.float32(prep.scale) - mean) / std).astype(np.float32)
 
 
-def decode_image(name: str, data: bytes) -> Image.Image:
+def decode_image(name: str, data: bytes, max_pixels: int) -> Image.Image:
+    """Decode a PNG/JPEG of at most `max_pixels` pixels, checked from its header before any pixel is decoded."""
+    too_large = f"image {name!r} is larger than {max_pixels} pixels (max_image_pixels, per request)"
     try:
         image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-        if image.width * image.height > MAX_IMAGE_PIXELS:
-            raise PayloadTooLarge(f"image {name!r} is {image.width}x{image.height}; at most {MAX_IMAGE_PIXELS} pixels")
+        if image.width * image.height > max_pixels:
+            raise PayloadTooLarge(f"{too_large}: {image.width}x{image.height}")
         image.load()
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # PIL's own limit, far above ours, checked as it opens the file
+        raise PayloadTooLarge(too_large) from None
+    except (UnidentifiedImageError, OSError, ValueError):
         raise InvalidInput(f"file {name!r} is not a readable PNG or JPEG image") from None
     return image
 

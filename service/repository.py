@@ -45,7 +45,7 @@ class ModelRegistry:
         repo = self.settings.models_dir
         dirs = list_model_dirs(repo) if repo.is_dir() else []
         if not dirs:
-            log.error("no models in %s (expected <name>/%s and <name>/<version>/model.onnx)", repo, CARD_FILE)
+            log.error("%s", self.empty_reason())
         self.pending = {d.name for d in dirs}
         for d in dirs:
             reason = await self._try_load(d.name)
@@ -96,6 +96,13 @@ class ModelRegistry:
     async def close(self) -> None:
         for model in self.models.values():
             await model.batcher.stop()
+
+    def empty_reason(self) -> str:
+        repo = self.settings.models_dir
+        layout = f"expected <name>/{CARD_FILE} and <name>/<version>/model.onnx"
+        if not repo.is_dir():
+            return f"the model repository {repo} does not exist ({layout}): nothing to serve"
+        return f"the model repository {repo} holds no models ({layout}): nothing to serve"
 
     @property
     def ready(self) -> bool:

@@ -124,6 +124,31 @@ class Settings(BaseSettings):
     warmup_runs: int = Field(default=5, ge=1, description="Warm-up runs per model before it turns ready.")
     max_body_bytes: int = Field(default=8 << 20, ge=1024, description="Largest request body, bytes (413).")
     max_request_rows: int = Field(default=256, ge=1, description="Most rows (images) in one request (413).")
+    max_image_pixels: int = Field(
+        default=4096 * 4096,
+        ge=1,
+        description="Most decoded pixels (width x height, summed over a request's images) before any is "
+        "decoded (413): a small compressed file can declare an enormous image (a decompression bomb).",
+    )
+    request_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        description="Longest a request may take, body read to response; past it the caller gets 504 and its "
+        "queued rows are dropped, so no request hangs.",
+    )
+    shutdown_drain_s: float = Field(
+        default=0.0,
+        ge=0.0,
+        description="On SIGTERM, answer readiness with 503 and keep serving for this long before closing the "
+        "listening socket, so a load balancer stops sending first (Kubernetes: the readiness probe's period "
+        "times its failure threshold).",
+    )
+    shutdown_timeout_s: int = Field(
+        default=10,
+        ge=1,
+        description="After the drain, how long in-flight requests may take to complete before they are "
+        "cancelled and the process exits (uvicorn's graceful-shutdown timeout).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -12,6 +12,7 @@ from starlette.types import Message
 from service.dataplane import check_rows
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.preprocessing import PixelBatch, decode_image, parse_label_field, parse_labels, parse_rows
+from service.settings import Settings
 
 
 def _too_large(limit: int) -> PayloadTooLarge:
@@ -54,24 +55,27 @@ async def _form(request: Request, body: bytes, max_files: int) -> FormData:
         raise BadRequest(f"malformed multipart body: {exc.detail}") from None
 
 
-async def _files_batch(request: Request, body: bytes, max_rows: int) -> PixelBatch:
+async def _files_batch(request: Request, body: bytes, max_rows: int, max_pixels: int) -> PixelBatch:
     form = await _form(request, body, max_rows)
     try:
-        return await _decode_form(form, max_rows)
+        return await _decode_form(form, max_rows, max_pixels)
     finally:
         await form.close()
 
 
-async def _decode_form(form: FormData, max_rows: int) -> PixelBatch:
+async def _decode_form(form: FormData, max_rows: int, max_pixels: int) -> PixelBatch:
     uploads = form.getlist("files")
     if not uploads:
         raise InvalidInput("the multipart body has no 'files': upload one or more PNG/JPEG images as 'files'")
     check_rows(len(uploads), max_rows)
     images = []
+    budget = max_pixels  # decoded pixels left for this request: many small bombs add up
     for upload in uploads:
         if not isinstance(upload, UploadFile):
             raise InvalidInput("'files' must be file uploads (PNG or JPEG), not text fields")
-        images.append(decode_image(upload.filename or "upload", await upload.read()))
+        image = decode_image(upload.filename or "upload", await upload.read(), budget)
+        budget -= image.width * image.height
+        images.append(image)
     labels = form.get("labels")
     if labels is not None and not isinstance(labels, str):
         raise InvalidInput("'labels' must be a text field of comma-separated integers")
@@ -93,14 +97,15 @@ def _json_batch(body: bytes, max_rows: int) -> PixelBatch:
     return PixelBatch(rows=rows, labels=parse_labels(doc.get("labels"), len(rows)))
 
 
-async def read_pixel_batch(request: Request, max_body_bytes: int, max_rows: int) -> PixelBatch:
+async def read_pixel_batch(request: Request, settings: Settings) -> PixelBatch:
     """A friendly body: JSON `{"inputs": [...], "labels": [...]}` or multipart `files` (+ `labels`)."""
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    body = await read_body(request, max_body_bytes)
-    if content_type == "multipart/form-data":
-        return await _files_batch(request, body, max_rows)
-    if content_type in ("application/json", "") or content_type.endswith("+json"):
-        return _json_batch(body, max_rows)
-    raise UnsupportedMediaType(
-        f"content type {content_type!r} is not accepted; send application/json or multipart/form-data"
-    )
+    multipart = content_type == "multipart/form-data"
+    if not multipart and content_type not in ("application/json", "") and not content_type.endswith("+json"):
+        raise UnsupportedMediaType(  # before reading the body
+            f"content type {content_type!r} is not accepted; send application/json or multipart/form-data"
+        )
+    body = await read_body(request, settings.max_body_bytes)
+    if multipart:
+        return await _files_batch(request, body, settings.max_request_rows, settings.max_image_pixels)
+    return _json_batch(body, settings.max_request_rows)

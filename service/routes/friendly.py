@@ -53,7 +53,7 @@ async def classify(
     """Classify PNG/JPEG uploads or pixel arrays with a model or a route; labels count online accuracy."""
     started = time.perf_counter()
     try:
-        batch = await read_pixel_batch(request, plane.settings.max_body_bytes, plane.settings.max_request_rows)
+        batch = await read_pixel_batch(request, plane.settings)
         return await plane.classifier.classify(batch, model, route, threshold)
     finally:
         plane.observe_request("classify", plane.classifier.label_for(model, route), started)
@@ -64,7 +64,7 @@ async def compare(request: Request, plane: Plane) -> dict[str, Any]:
     """Teacher and student on the same input: both answers, both compute times, speedup and agreement."""
     started = time.perf_counter()
     try:
-        batch = await read_pixel_batch(request, plane.settings.max_body_bytes, plane.settings.max_request_rows)
+        batch = await read_pixel_batch(request, plane.settings)
         return await plane.classifier.compare(batch)
     finally:
         plane.observe_request("compare", "compare", started)
