@@ -25,7 +25,7 @@ from tritonclient.http import InferenceServerClient, InferInput, InferRequestedO
 from distill_bench.machine import machine
 from distill_bench.samples import load_test_images
 from distill_bench.scrape import parse_samples, total
-from distill_bench.server import RunningService, fetch, free_port, running, serve
+from distill_bench.server import RunningService, cpu_seconds, fetch, free_port, running, serve
 from distill_bench.wrk import Request, WrkResult, run_wrk
 from service.card import ModelCard, list_model_dirs, model_path, read_card
 
@@ -51,6 +51,7 @@ class TargetResult:
     name: str
     runs: list[WrkResult] = field(default_factory=list)
     service_counted: float | None = None  # requests the service's metrics saw during the target's runs
+    service_cpu_s: float | None = None  # CPU the service's processes used during the target's runs
 
     def at(self, connections: int) -> WrkResult:
         return next(r for r in self.runs if r.connections == connections)
@@ -155,11 +156,14 @@ def _floor(settings: BenchSettings, request: Request) -> TargetResult:
 
 
 def _counted(
-    service: RunningService, card: ModelCard, target: str, request: Request, settings: BenchSettings
+    service: RunningService, pids: list[int], card: ModelCard, target: str, request: Request, settings: BenchSettings
 ) -> TargetResult:
-    """One sweep, with what the service's own metrics counted meanwhile (all workers' totals with several)."""
+    """One sweep, with what the service's own metrics counted meanwhile (all workers' totals with several) and
+    the CPU time its processes `pids` used."""
     before = parse_samples(fetch(f"{service.url}/metrics"))
+    cpu_before = sum(cpu_seconds(pid) for pid in pids)
     result = _sweep(target, service.url, request, settings)
+    result.service_cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     after = parse_samples(fetch(f"{service.url}/metrics"))
     name = "distill_inference_requests_total"
     result.service_counted = total(after, name, model=card.name) - total(before, name, model=card.name)
@@ -171,7 +175,8 @@ def _service_targets(
 ) -> Iterator[TargetResult]:
     for card in (pair.student, pair.teacher):
         for encoding, request in requests[card.name].items():
-            yield _counted(service, card, f"{card.role} {encoding} batching {batching}", request, settings)
+            target = f"{card.role} {encoding} batching {batching}"
+            yield _counted(service, [service.pid], card, target, request, settings)
 
 
 def _wait_workers(service: RunningService, workers: int, deadline_s: float = 60.0) -> list[int]:
@@ -192,7 +197,7 @@ def _worker_targets(
     with serve(models, log, env={"DISTILL_WORKERS": str(WORKERS)}) as service:
         pids = _wait_workers(service, WORKERS)
         targets = [
-            _counted(service, student, f"student {encoding} {WORKERS} workers", request, settings)
+            _counted(service, [service.pid, *pids], student, f"student {encoding} {WORKERS} workers", request, settings)
             for encoding, request in requests.items()
         ]
         rss = {"parent": rss_mb(service.pid), "workers": [rss_mb(pid) for pid in pids]}
@@ -231,7 +236,13 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
         "machine": machine(),
         "duration_s": settings.duration_s,
         "targets": [
-            {"name": t.name, "service_counted": t.service_counted, "runs": [asdict(r) for r in t.runs]} for t in targets
+            {
+                "name": t.name,
+                "service_counted": t.service_counted,
+                "service_cpu_s": t.service_cpu_s,
+                "runs": [asdict(r) for r in t.runs],
+            }
+            for t in targets
         ],
         "in_process": limits,
         "rss_mb_after_load": rss,

@@ -50,6 +50,29 @@ def ratios(data: dict[str, Any]) -> list[dict[str, Any]]:
     return result
 
 
+def _cpu_us_per_request(data: dict[str, Any], target: str) -> float:
+    entry = next(t for t in data["targets"] if t["name"] == target)
+    answered = sum(r["requests"] for r in entry["runs"])
+    return float(entry["service_cpu_s"]) / answered * 1e6 if answered else math.nan
+
+
+def _workers_table(data: dict[str, Any], workers: int) -> list[str]:
+    lines = [
+        f"| body | connections | 1 worker req/s | 1 worker p99 (us) | {workers} workers req/s "
+        f"| {workers} workers p99 (us) | throughput {workers} / 1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for encoding in ("json", "binary"):
+        one = next(t for t in data["targets"] if t["name"] == f"student {encoding} batching on")
+        for run in one["runs"]:
+            many = _run(data, f"student {encoding} {workers} workers", run["connections"])
+            lines.append(
+                f"| {encoding} | {run['connections']} | {_rps(run):.0f} | {run['latency_us']['99.0']:.0f} "
+                f"| {_rps(many):.0f} | {many['latency_us']['99.0']:.0f} | {_rps(many) / _rps(run):.2f} |"
+            )
+    return lines
+
+
 def _workers(data: dict[str, Any]) -> list[str]:
     """The student with one worker process (batching on) against several, at every connection count."""
     workers = data.get("workers")
@@ -62,22 +85,23 @@ def _workers(data: dict[str, Any]) -> list[str]:
         "models and `/metrics` sums them all. The two servers ran minutes apart in this one run, sharing the "
         "cores with wrk (and whatever else runs on the machine), so small differences are noise.",
         "",
-        f"| body | connections | 1 worker req/s | 1 worker p99 (us) | {workers} workers req/s "
-        f"| {workers} workers p99 (us) | throughput {workers} / 1 |",
-        "|---|---|---|---|---|---|---|",
+        *_workers_table(data, workers),
     ]
-    for encoding in ("json", "binary"):
-        one = next(t for t in data["targets"] if t["name"] == f"student {encoding} batching on")
-        for run in one["runs"]:
-            c = run["connections"]
-            many = _run(data, f"student {encoding} {workers} workers", c)
-            lines.append(
-                f"| {encoding} | {c} | {_rps(run):.0f} | {run['latency_us']['99.0']:.0f} | {_rps(many):.0f} "
-                f"| {many['latency_us']['99.0']:.0f} | {_rps(many) / _rps(run):.2f} |"
-            )
+    cpu = {
+        encoding: [
+            _cpu_us_per_request(data, f"student {encoding} {name}") for name in ("batching on", f"{workers} workers")
+        ]
+        for encoding in ("json", "binary")
+    }
     rss = data["rss_mb_workers"]
     per_worker = ", ".join(f"{mb:.0f}" for mb in rss["workers"])
     lines += [
+        "",
+        "Service CPU per request (all its processes, over every connection count): "
+        + "; ".join(f"{e} {one:.0f} us with 1 worker, {many:.0f} us with {workers}" for e, (one, many) in cpu.items())
+        + ". Several workers make no request cheaper; they let the service use more than the one core a "
+        "single Python event loop can, so they raise throughput only where a core would otherwise be idle "
+        "(here wrk, the server and anything else running share the machine's cores).",
         "",
         f"RSS with {workers} workers after their load: each worker {per_worker} MB (its own models), the parent "
         f"{rss['parent']:.0f} MB; one worker alone: {data['rss_mb_after_load']['on']:.0f} MB.",
