@@ -2,7 +2,8 @@
 
 The whole request (a slow client's body, the batcher's queue, the model run) runs under one timeout. Past it,
 the request's task is cancelled (its queued rows are dropped by the batcher) and the caller gets 504 with a
-message, unless a response had already started (then the connection is closed).
+message, unless a response had already started (then the connection is closed). A request still running when
+the graceful shutdown gives up gets 503.
 """
 
 from __future__ import annotations
@@ -45,3 +46,10 @@ class RequestDeadline:
                 "the server is busy or the body arrived too slowly"
             )
             await error_response(504, message)(scope, receive, send)
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when its graceful-shutdown timeout is over: say so rather than
+            # letting it answer a bare 500, and end the task (which is what the cancellation asked for).
+            if started:
+                raise
+            message = "the server is shutting down and could not finish this request in time; retry"
+            await error_response(503, message, {"Retry-After": "1"})(scope, receive, send)
