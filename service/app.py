@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
@@ -22,6 +23,7 @@ from service.fastpath import InferFastPath
 from service.metrics import Metrics
 from service.repository import ModelRegistry
 from service.routes import friendly, v2
+from service.schemas import document_fast_path
 from service.settings import Settings
 from service.shutdown import drain_on_signal
 
@@ -32,6 +34,11 @@ class ServiceApp(FastAPI):
     """FastAPI with the v2 infer fast path ahead of it, under a deadline on every request (outermost)."""
 
     request_timeout_s = 30.0  # create_app sets it from the settings
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = document_fast_path(super().openapi())
+        return self.openapi_schema
 
     def build_middleware_stack(self) -> ASGIApp:
         return RequestDeadline(InferFastPath(super().build_middleware_stack(), self.state), self.request_timeout_s)

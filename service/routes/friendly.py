@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from service.classification import Route
 from service.routes.bodies import read_pixel_batch
 from service.routes.v2 import Plane
+from service.schemas import INFER_ERRORS, Classified, Compared, documents
 
-router = APIRouter(prefix="/v1", tags=["friendly"])
+router = APIRouter(prefix="/v1", tags=["friendly"], responses=INFER_ERRORS)
 
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {
@@ -42,7 +43,7 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-@router.post("/classify", openapi_extra=_BODY_DOC)
+@router.post("/classify", openapi_extra=_BODY_DOC, **documents(Classified))
 async def classify(
     request: Request,
     plane: Plane,
@@ -59,7 +60,7 @@ async def classify(
         plane.observe_request("classify", plane.classifier.label_for(model, route), started)
 
 
-@router.post("/compare", openapi_extra=_BODY_DOC)
+@router.post("/compare", openapi_extra=_BODY_DOC, **documents(Compared))
 async def compare(request: Request, plane: Plane) -> dict[str, Any]:
     """Teacher and student on the same input: both answers, both compute times, speedup and agreement."""
     started = time.perf_counter()

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from service.dataplane import DataPlane
+from service.schemas import READ_ERRORS, Live, ModelMetadata, ModelReady, Ready, ServerMetadata, documents
 
 
 def get_dataplane(request: Request) -> DataPlane:
@@ -16,33 +17,33 @@ def get_dataplane(request: Request) -> DataPlane:
 
 
 Plane = Annotated[DataPlane, Depends(get_dataplane)]
-router = APIRouter(prefix="/v2", tags=["v2"])
+router = APIRouter(prefix="/v2", tags=["v2"], responses=READ_ERRORS)
 
 
-@router.get("")
+@router.get("", **documents(ServerMetadata))
 async def server_metadata(plane: Plane) -> dict[str, Any]:
     return plane.server_metadata()
 
 
-@router.get("/health/live")
+@router.get("/health/live", **documents(Live))
 async def live() -> dict[str, bool]:
     return {"live": True}
 
 
-@router.get("/health/ready")
+@router.get("/health/ready", **documents(Ready))
 async def ready(plane: Plane) -> dict[str, bool]:
     plane.check_ready()
     return {"ready": True}
 
 
-@router.get("/models/{name}")
-@router.get("/models/{name}/versions/{version}")
+@router.get("/models/{name}", **documents(ModelMetadata))
+@router.get("/models/{name}/versions/{version}", **documents(ModelMetadata))
 async def model_metadata(plane: Plane, name: str, version: str | None = None) -> dict[str, Any]:
     return plane.model_metadata(name, version)
 
 
-@router.get("/models/{name}/ready")
-@router.get("/models/{name}/versions/{version}/ready")
+@router.get("/models/{name}/ready", **documents(ModelReady))
+@router.get("/models/{name}/versions/{version}/ready", **documents(ModelReady))
 async def model_ready(plane: Plane, name: str, version: str | None = None) -> dict[str, Any]:
     plane.model_ready(name, version)
     return {"name": name, "ready": True}

@@ -1,0 +1,199 @@
+"""The OpenAPI contract of every response, and of the v2 infer route served ahead of FastAPI (`service.fastpath`).
+
+These models document; the routes return plain dicts (no validation on the hot path). The fuzz test
+(tests/integration/test_reliability_fuzz.py) checks that every response matches them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.runtime import NUMPY_DTYPES
+
+Datatype = Literal[
+    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"
+]
+assert set(Datatype.__args__) == set(NUMPY_DTYPES)  # type: ignore[attr-defined]
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    error: str = Field(description="what went wrong, and what was expected")
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    meaning = {
+        400: "the request does not follow the protocol",
+        404: "unknown model, version or route",
+        413: "body, batch or image over the configured limits",
+        415: "content type or encoding not accepted",
+        422: "well-formed but unusable values",
+        500: "a model failed to run this request's batch (the message names it)",
+        503: "not ready, shutting down, or overloaded (with Retry-After)",
+        504: "the request took longer than request_timeout_s",
+    }
+    return {code: {"model": ErrorBody, "description": meaning[code]} for code in codes}
+
+
+READ_ERRORS = errors(404, 422, 503, 504)
+
+
+def documents(model: type[BaseModel]) -> dict[str, Any]:
+    """Route keywords: `model` documents the 200 response; the route still returns a plain dict, unvalidated."""
+    return {"response_model": None, "responses": {200: {"model": model, "description": "success"}}}
+
+
+INFER_ERRORS = errors(400, 404, 413, 415, 422, 500, 503, 504)
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Live(BaseModel):
+    live: bool
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: Datatype
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class Ranked(BaseModel):
+    label: str
+    probability: float
+
+
+class Prediction(BaseModel):
+    label: str
+    class_index: int
+    probability: float
+    answered_by: str = Field(description="the model that gave this answer (cascade: student or teacher)")
+    top: list[Ranked]
+
+
+class Classified(BaseModel):
+    model: str | None = Field(description="the model, or null for the cascade")
+    route: str
+    predictions: list[Prediction]
+    compute_ms: float
+
+
+class CompareSide(BaseModel):
+    model: str
+    predictions: list[Prediction]
+    compute_ms: float
+
+
+class Compared(BaseModel):
+    teacher: CompareSide
+    student: CompareSide
+    speedup: float | None
+    agreement: float
+    agree: list[bool]
+
+
+# -- v2 infer (Open Inference Protocol, JSON with Triton's binary tensor data extension) ------------------------
+class InferParameters(BaseModel):
+    binary_data_size: int | None = Field(default=None, ge=0, description="bytes of this tensor after the JSON")
+    binary_data: bool | None = None
+    binary_data_output: bool | None = None
+
+
+class InferInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    datatype: Datatype
+    shape: list[int] = Field(description="-1 is not allowed here: the actual shape")
+    data: list[Any] | None = Field(default=None, description="flat or nested numbers, row-major")
+    parameters: InferParameters | None = None
+
+
+class RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    parameters: InferParameters | None = None
+
+
+class InferRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = None
+    inputs: list[InferInput] = Field(min_length=1)
+    outputs: list[RequestedOutput] | None = None
+    parameters: InferParameters | None = None
+
+
+class InferOutput(BaseModel):
+    name: str
+    datatype: Datatype
+    shape: list[int]
+    data: list[float] | None = None
+    parameters: InferParameters | None = None
+
+
+class InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[InferOutput]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+def document_fast_path(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the v2 infer routes (served by `service.fastpath`, so FastAPI does not see them) to an OpenAPI doc."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (InferRequest, InferResponse, ErrorBody):
+        generated = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(generated.pop("$defs", {}))
+        components[model.__name__] = generated
+    error = {"content": {"application/json": {"schema": _ref(ErrorBody)}}}
+    operation = {
+        "tags": ["v2"],
+        "summary": "Infer",
+        "description": "Open Inference Protocol v2 inference. Binary tensor data may follow the JSON; the "
+        "`Inference-Header-Content-Length` header then gives the JSON's length.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(InferRequest)}}},
+        "responses": {
+            "200": {
+                "description": "the outputs (binary data after the JSON when asked for)",
+                "content": {
+                    "application/json": {"schema": _ref(InferResponse)},
+                    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                },
+            },
+            **{str(code): {**error, "description": doc["description"]} for code, doc in INFER_ERRORS.items()},
+        },
+    }
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    version = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
+    paths = schema.setdefault("paths", {})
+    paths["/v2/models/{name}/infer"] = {"post": {**operation, "operationId": "infer", "parameters": [name]}}
+    paths["/v2/models/{name}/versions/{version}/infer"] = {
+        "post": {**operation, "operationId": "infer_version", "parameters": [name, version]}
+    }
+    return schema
