@@ -67,6 +67,7 @@ def run_workers(settings: Settings) -> None:
             port=settings.port,
             log_level=settings.log_level,
             access_log=settings.access_log,
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,  # each worker drains and shuts down on its own
         )
 
 
