@@ -1,9 +1,10 @@
-"""python -m distill_bench demo | bench | report"""
+"""python -m distill_bench demo | bench | samples | soak | report"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from distill_bench.bench import BenchSettings, run_bench
@@ -11,6 +12,7 @@ from distill_bench.bench_report import write_bench_report
 from distill_bench.demo import run_demo
 from distill_bench.load import LoadSettings
 from distill_bench.samples import DEFAULT_DATA_DIR, write_pngs
+from distill_bench.soak import SoakSettings, run_soak, write_soak_report
 from distill_bench.speedup import write_report
 from distill_bench.wrk import wrk_available
 
@@ -32,6 +34,12 @@ def main(argv: list[str] | None = None) -> None:
     samples.add_argument("--out", type=Path, default=Path("samples"), help="folder (default: samples)")
     samples.add_argument("--count", type=int, default=8, help="how many images (default: 8)")
     samples.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="MNIST-format IDX folder with the test set")
+    soak = commands.add_parser("soak", help="steady locust load for minutes: failures, p99 over time, RSS growth")
+    soak.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models)")
+    soak.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
+    soak.add_argument("--minutes", type=float, default=10.0, help="length of the load (default: 10)")
+    soak.add_argument("--users", type=int, default=8, help="locust users, no wait between requests (default: 8)")
+    soak.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="MNIST-format IDX folder with the test set")
     report = commands.add_parser("report", help="rewrite the speedup report from a recorded run")
     report.add_argument("--raw", type=Path, default=Path("reports/speedup-raw"), help="the recorded run")
     report.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
@@ -54,6 +62,13 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "samples":
         for path in write_pngs(args.out, args.data_dir, args.count):
             print(path)
+    elif args.command == "soak":
+        if not args.models.is_dir():
+            parser.error(f"{args.models} is not a model repository: run `make train` first")
+        result = run_soak(SoakSettings(args.models, args.out, args.minutes, args.users, args.data_dir))
+        print(f"soak report: {write_soak_report(result, args.out)}")
+        if not result["passed"]:
+            sys.exit(f"soak failed: {result['failures']} failures, RSS growth {float(str(result['rss_growth'])):+.1%}")
     else:
         write_report(args.raw, args.out)
         print(f"speedup report: {args.out / 'speedup.md'}")
