@@ -75,6 +75,7 @@ class StudentConfig:
     temperature: float = 2.0  # chosen on the validation split
     kd_weight: float = 0.5  # weight of the soft (KD) term; 1 - kd_weight goes to cross-entropy
     hflip_view: bool = True  # also train on mirrored images (their teacher logits are cached too)
+    shift: int = 0  # random shifts of up to this many pixels (teacher logits of the unshifted image)
     seeds: int = 3  # kd-vs-control trains seeds 0..seeds-1 of both methods; seed 0 is served
 
 

@@ -19,6 +19,7 @@ from distill_training.config import PipelineConfig, save_config, to_dict
 from distill_training.data import Dataset, load_dataset
 from distill_training.export import Published, publish
 from distill_training.logits_cache import Views, cached_views
+from distill_training.staleness import digest
 from distill_training.train import (
     StudentResult,
     build_student,
@@ -118,7 +119,7 @@ def tune(ctx: Context, temperatures: list[float], weights: list[float]) -> list[
     for temperature in temperatures:
         for weight in weights:
             cfg = replace(ctx.cfg.student, temperature=temperature, kd_weight=weight)
-            out = ctx.run_dir / "tuning" / f"T{temperature:g}-w{weight:g}"
+            out = ctx.run_dir / "tuning" / f"T{temperature:g}-w{weight:g}-{digest(to_dict(cfg))[:8]}"
             result = train_student(cfg, ctx.data, views, method="kd", seed=0, logits_key=key, out_dir=out)
             rows.append({"temperature": temperature, "kd_weight": weight, "val_accuracy": result.val_accuracy})
     rows.sort(key=lambda r: -r["val_accuracy"])

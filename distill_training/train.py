@@ -48,11 +48,12 @@ def _autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager[An
     return torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
-def augment(x: torch.Tensor, gen: torch.Generator, *, max_shift: int = 2) -> torch.Tensor:
+def augment(x: torch.Tensor, gen: torch.Generator, *, flip: bool = True, max_shift: int = 2) -> torch.Tensor:
     """Random horizontal flips and shifts of up to `max_shift` pixels (edge filled with the background)."""
     b, c, h, w = x.shape
-    flip = torch.rand(b, generator=gen) < 0.5
-    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if flip:
+        flipped = torch.rand(b, generator=gen) < 0.5
+        x = torch.where(flipped[:, None, None, None], x.flip(3), x)
     padded = F.pad(x, (max_shift,) * 4, value=float(x.min()))  # (B, C, H+2s, W+2s)
     dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
     dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
@@ -232,8 +233,9 @@ def train_student(
     for epoch in bar:
         model.train()
         for idx in batches(len(x), cfg.batch_size, gen):
+            xb = augment(x[idx], gen, flip=False, max_shift=cfg.shift) if cfg.shift else x[idx]  # (B, C, H, W)
             loss = distillation_loss(
-                model(x[idx]), teacher_logits[idx], y[idx], temperature=cfg.temperature, kd_weight=kd_weight
+                model(xb), teacher_logits[idx], y[idx], temperature=cfg.temperature, kd_weight=kd_weight
             )
             opt.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
