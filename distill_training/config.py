@@ -76,6 +76,9 @@ class StudentConfig:
     kd_weight: float = 0.5  # weight of the soft (KD) term; 1 - kd_weight goes to cross-entropy
     hflip_view: bool = True  # also train on mirrored images (their teacher logits are cached too)
     shift: int = 0  # random shifts of up to this many pixels (teacher logits of the unshifted image)
+    # Intra-op threads for student training: its matmuls are small, and with 2 threads on cores shared with
+    # other jobs an epoch took 70 s instead of 1 s (measured here), as each op waits for a descheduled thread.
+    threads: int = 1
     seeds: int = 3  # kd-vs-control trains seeds 0..seeds-1 of both methods; seed 0 is served
 
 

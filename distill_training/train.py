@@ -220,6 +220,24 @@ def train_student(
     meta = read_meta(out_dir)
     if meta.get("key") == key and (out_dir / WEIGHTS).is_file():
         return StudentResult(method, seed, out_dir / WEIGHTS, meta["val_accuracy"], meta["test_accuracy"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return _fit_student(cfg, data, views, method=method, seed=seed, key=key, out_dir=out_dir)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit_student(
+    cfg: StudentConfig,
+    data: Dataset,
+    views: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    *,
+    method: str,
+    seed: int,
+    key: str,
+    out_dir: Path,
+) -> StudentResult:
     x, y, teacher_logits = views  # (N, C, H, W), (N,), (N, K)
     kd_weight = cfg.kd_weight if method == "kd" else 0.0
     torch.manual_seed(seed)  # same init and same batch order for both methods
