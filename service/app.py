@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from starlette.types import ASGIApp
 
 from service import __version__
 from service.dataplane import DataPlane
-from service.deadline import RequestDeadline
 from service.errors import install_error_handlers
 from service.fastpath import InferFastPath
+from service.guard import RequestGuard
 from service.metrics import Metrics
 from service.repository import ModelRegistry
 from service.routes import friendly, v2
@@ -31,9 +32,9 @@ log = logging.getLogger(__name__)
 
 
 class ServiceApp(FastAPI):
-    """FastAPI with the v2 infer fast path ahead of it, under a deadline on every request (outermost)."""
+    """FastAPI with the v2 infer fast path ahead of it, under the request guard (admission and deadline)."""
 
-    request_timeout_s = 30.0  # create_app sets it from the settings
+    guard: Callable[[ASGIApp], ASGIApp] | None = None  # create_app sets it from the settings
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -41,7 +42,8 @@ class ServiceApp(FastAPI):
         return self.openapi_schema
 
     def build_middleware_stack(self) -> ASGIApp:
-        return RequestDeadline(InferFastPath(super().build_middleware_stack(), self.state), self.request_timeout_s)
+        inner = InferFastPath(super().build_middleware_stack(), self.state)
+        return inner if self.guard is None else self.guard(inner)
 
 
 async def metrics_endpoint(request: Request) -> Response:
@@ -84,7 +86,13 @@ def create_app(
         # its providers and the environment on every request, ahead of the infer fast path.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
-    app.request_timeout_s = settings.request_timeout_s
+    app.guard = functools.partial(
+        RequestGuard,
+        timeout_s=settings.request_timeout_s,
+        max_inflight=settings.max_inflight_requests,
+        retry_after_s=settings.retry_after_s,
+        shed=metrics.requests_shed,
+    )
     install_error_handlers(app)
     app.include_router(v2.router)
     app.include_router(friendly.router)

@@ -50,6 +50,10 @@ class Metrics:
             "distill_request_duration_seconds", "Whole request, parse to response",
             ["endpoint", "model"], buckets=LATENCY_BUCKETS, registry=registry,
         )  # fmt: skip
+        self.requests_shed = Counter(
+            "distill_requests_shed_total", "Requests answered 503 at once: too many already in flight",
+            ["endpoint"], registry=registry,
+        )  # fmt: skip
         self.queue_duration = Histogram(
             "distill_queue_duration_seconds", "Time waiting in the batcher",
             ["model"], buckets=LATENCY_BUCKETS, registry=registry,

@@ -130,6 +130,13 @@ class Settings(BaseSettings):
         description="Most decoded pixels (width x height, summed over a request's images) before any is "
         "decoded (413): a small compressed file can declare an enormous image (a decompression bomb).",
     )
+    max_inflight_requests: int = Field(
+        default=512,
+        ge=1,
+        description="Inference requests (POST) in the process at once; more are answered 503 + Retry-After before "
+        "their body is read, so that when parsing, not the model, is the bottleneck the accepted ones stay fast. "
+        "Health, metadata and metrics are never refused.",
+    )
     request_timeout_s: float = Field(
         default=30.0,
         gt=0.0,

@@ -94,6 +94,25 @@ def test_overload_rejects_quickly_and_answers_every_request(slow_repo: Path, tmp
     print(f"capacity ~{capacity:.0f} req/s; {sent} at once: {len(rejected)} rejected, accepted p99 {p99 * 1e3:.0f} ms")
 
 
+def test_past_the_inflight_bound_requests_are_shed_before_their_body_is_read(slow_repo: Path, tmp_path: Path) -> None:
+    env = {
+        "DISTILL_MAX_INFLIGHT_REQUESTS": "3",
+        "DISTILL_MODEL_OVERRIDES": '{"slow": {"max_batch_size": 1, "max_queue_size": 1000}}',  # never full
+    }
+    with run_service(slow_repo, tmp_path / "shed.log", env) as server:
+        counted_before = sample(server.url, "distill_request_duration_seconds_count", endpoint="infer", model="slow")
+        sent = 60
+        results = asyncio.run(burst(f"{server.url}/v2/models/slow/infer", sent))
+        shed = [r for r in results if r[0] == 503]
+        assert {r[0] for r in results} == {200, 503} and len(results) == sent
+        for _, latency, headers, text in shed:
+            assert headers["retry-after"] == "1" and "max_inflight_requests" in text and latency < 10
+        assert httpx.get(f"{server.url}/v2/health/ready").status_code == 200  # never shed
+        counted = sample(server.url, "distill_request_duration_seconds_count", endpoint="infer", model="slow")
+        assert counted - counted_before == sent - len(shed)
+        assert sample(server.url, "distill_requests_shed_total", endpoint="infer") == len(shed)
+
+
 def _start_in_flight(
     server: Server, pool: concurrent.futures.Executor, n: int
 ) -> list[concurrent.futures.Future[httpx.Response]]:
