@@ -124,6 +124,7 @@ def test_memory_stays_bounded_under_bad_input(limited: Server) -> None:
                 peak = max(peak, rss_bytes(limited.pid))
         time.sleep(0.5)
         after = rss_bytes(limited.pid)
+    print(f"RSS {before >> 20} MiB before, peak {peak >> 20} MiB, {after >> 20} MiB after {3 * len(attacks)} attacks")
     assert {400, 413, 422} <= statuses
     # 200 images of 16 M pixels would be 3.2 GB decoded; the budget stops after the first.
     assert peak - before < 400 << 20, f"RSS grew from {before >> 20} MiB to a peak of {peak >> 20} MiB"
