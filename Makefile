@@ -9,7 +9,7 @@ PROFILE ?= default
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 APT_PACKAGES := dataset-fashion-mnist prometheus wrk
 
-.PHONY: help install system-deps train demo serve test lint format clean bench loadtest up down
+.PHONY: help install system-deps train demo serve test lint format clean bench loadtest up down soak
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -58,6 +58,11 @@ serve: install ## serve the model repository in the foreground
 
 test: install system-deps ## run the whole test suite
 	$(PY) -m pytest
+
+SOAK_MINUTES ?= 10
+SOAK_USERS ?= 8
+soak: install system-deps ## steady locust load on MODELS for SOAK_MINUTES: failures, p99 over time, RSS growth -> reports/soak.md
+	$(PY) -m distill_bench soak --models $(MODELS) --out reports --minutes $(SOAK_MINUTES) --users $(SOAK_USERS) --data-dir $(DATA_DIR)
 
 # `docker compose` (v2) where installed, else docker-compose (v1.29); the compose files are valid for both.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
