@@ -67,12 +67,12 @@ class StudentConfig:
 
     name: str = "fmnist-student"
     control_name: str = "fmnist-control"  # exported into the run directory, not the served repository
-    hidden: tuple[int, ...] = (128,)
-    epochs: int = 20
+    hidden: tuple[int, ...] = (128, 64)  # 784-128-64-10 beat 784-128-10 on validation (90.7% vs 90.3%)
+    epochs: int = 20  # 40 epochs scored the same on validation
     batch_size: int = 256
     lr: float = 2e-3  # peak of the one-cycle schedule (AdamW)
     weight_decay: float = 1e-4
-    temperature: float = 2.0  # chosen on the validation split
+    temperature: float = 2.0  # T and the weight: grid 1,2,4 x 0.5,0.7,0.9 on validation (`tune`)
     kd_weight: float = 0.5  # weight of the soft (KD) term; 1 - kd_weight goes to cross-entropy
     hflip_view: bool = True  # also train on mirrored images (their teacher logits are cached too)
     shift: int = 0  # random shifts of up to this many pixels (teacher logits of the unshifted image)

@@ -245,7 +245,7 @@ def _setup_section(cfg: PipelineConfig, tuning: list[dict[str, float]]) -> list[
 def _timings_section(timings: dict[str, dict[str, float]]) -> list[str]:
     seconds, loads = timings["seconds"], timings.get("load_1min", {})
     lines = ["## Step wall times", "", "| step | minutes | 1-min load average at its end |", "|---|---|---|"]
-    lines += [f"| {step} | {sec / 60:.1f} | {loads.get(step, 0.0):.1f} |" for step, sec in seconds.items()]
+    lines += [f"| {step} | {sec / 60:.1f} | {_load(loads, step)} |" for step, sec in seconds.items()]
     lines += [
         f"| **total** | {sum(seconds.values()) / 60:.1f} | |",
         "",
@@ -254,3 +254,7 @@ def _timings_section(timings: dict[str, dict[str, float]]) -> list[str]:
         "",
     ]
     return lines
+
+
+def _load(loads: dict[str, float], step: str) -> str:
+    return f"{loads[step]:.1f}" if step in loads else "not recorded"
