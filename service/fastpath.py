@@ -29,14 +29,19 @@ class ClientGone(Exception):
     """The client disconnected before sending its whole body."""
 
 
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the request body exceeds {limit} bytes (max_body_bytes)")
+
+
 async def read_asgi_body(receive: Receive, limit: int, declared: bytes | None) -> bytes:
+    """The whole body: a declared Content-Length past `limit` is refused unread, a longer stream once past it."""
     if declared is not None:
         try:
             size = int(declared)
         except ValueError:
             raise BadRequest(f"Content-Length must be an integer, got {declared!r}") from None
         if size > limit:
-            raise PayloadTooLarge(f"the request body exceeds {limit} bytes (max_body_bytes)")
+            raise _too_large(limit)
     chunks: list[bytes] = []
     total, more = 0, True
     while more:
@@ -46,7 +51,7 @@ async def read_asgi_body(receive: Receive, limit: int, declared: bytes | None) -
         chunk: bytes = message.get("body", b"")
         total += len(chunk)
         if total > limit:
-            raise PayloadTooLarge(f"the request body exceeds {limit} bytes (max_body_bytes)")
+            raise _too_large(limit)
         chunks.append(chunk)
         more = message.get("more_body", False)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -6,38 +6,23 @@ import orjson
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
 from service.dataplane import check_rows
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
+from service.fastpath import ClientGone, read_asgi_body
 from service.preprocessing import PixelBatch, decode_image, parse_label_field, parse_labels, parse_rows
 from service.settings import Settings
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(f"the request body exceeds {limit} bytes (max_body_bytes)")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing more than `limit` bytes whether or not Content-Length is declared."""
     declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise BadRequest(f"Content-Length must be an integer, got {declared!r}") from None
-        if size > limit:
-            raise _too_large(limit)
-        return await request.body()
-    chunks: list[bytes] = []
-    total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await read_asgi_body(request.receive, limit, None if declared is None else declared.encode())
+    except ClientGone:
+        raise ClientDisconnect from None
 
 
 async def _form(request: Request, body: bytes, max_files: int) -> FormData:
