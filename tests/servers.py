@@ -4,48 +4,16 @@ readiness with a deadline and stopped by PID."""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from fastapi.testclient import TestClient
 
+from distill_bench.server import serve
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, deadline_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + deadline_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"{url} not ready after {deadline_s}s:\n{log.read_text()[-3000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 @dataclass(frozen=True)
@@ -58,16 +26,10 @@ class Server:
 
 @contextlib.contextmanager
 def run_service(models: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    port = free_port()
-    full_env = {**os.environ, "DISTILL_INTRA_OP_THREADS": "1", "DISTILL_WARMUP_RUNS": "1", **(env or {})}
-    cmd = [sys.executable, "-m", "service", "--models", str(models), "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/v2/health/ready", 60, proc, log)
-        yield Server(f"http://127.0.0.1:{port}", f"127.0.0.1:{port}", proc.pid, log)
-    finally:
-        stop(proc)
+    """The real service (one onnxruntime thread, one warm-up run: tests need no more) until the block ends."""
+    quick = {"DISTILL_INTRA_OP_THREADS": "1", "DISTILL_WARMUP_RUNS": "1", **(env or {})}
+    with serve(models, log, env=quick) as service:
+        yield Server(service.url, service.url.removeprefix("http://"), service.pid, service.log)
 
 
 def wait_ready(client: TestClient, deadline_s: float = 30.0) -> None:

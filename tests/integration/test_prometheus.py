@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-from servers import Server, free_port, stop, wait_http
+from servers import Server
 from tiers import require
+
+from distill_bench.server import free_port, running
 
 PROMETHEUS = shutil.which("prometheus")
 
@@ -25,19 +26,12 @@ def run_prometheus(target: str, workdir: Path) -> Iterator[str]:
         f"scrape_configs:\n  - job_name: distill\n    static_configs:\n      - targets: ['{target}']\n"
     )
     port = free_port()
-    log = workdir / "prometheus.log"
     cmd = [
         PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={workdir / 'tsdb'}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(f"{url}/-/ready", 60, proc, log)
-        yield url
-    finally:
-        stop(proc)
+    with running(cmd, f"http://127.0.0.1:{port}", "/-/ready", workdir / "prometheus.log", None, 60.0) as prometheus:
+        yield prometheus.url
 
 
 def models_with_samples(prometheus: str) -> set[str]:
