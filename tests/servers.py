@@ -13,8 +13,6 @@ from fastapi.testclient import TestClient
 
 from distill_bench.server import serve
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 @dataclass(frozen=True)
 class Server:
