@@ -10,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib import ticker
 
 if TYPE_CHECKING:
     from distill_training.report import Row
@@ -27,6 +28,10 @@ def plot_tradeoff(rows: list[Row], path: Path) -> None:
             fontsize=8,
         )
     ax.set_xscale("log")
+    latencies = [r.p50_us for r in rows]
+    ax.set_xlim(min(latencies) / 1.6, max(latencies) * 2.5)  # room for the labels
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel("onnxruntime batch-1 latency p50 (µs, log scale)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Accuracy vs latency")
