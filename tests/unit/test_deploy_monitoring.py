@@ -39,6 +39,8 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     "distill_model_eval_accuracy": ("gauge", {"model"}),
     "distill_model_parameters": ("gauge", {"model"}),
     "distill_model_size_bytes": ("gauge", {"model"}),
+    # Beyond DESIGN.md's table (an addition, not a change): requests shed by the in-flight guard.
+    "distill_requests_shed_total": ("counter", {"endpoint"}),
 }
 # Labels every scraped series carries, and the bucket bound of histograms.
 TARGET_LABELS = {"job", "instance"}
