@@ -174,7 +174,7 @@ def _markdown(run: dict[str, Any], results: list[PhaseResult], ratios: dict[str,
         f"Machine: {machine['cpu']} ({machine['cores']} cores), {machine['platform']}. Run at {run['started']}.",
         f"Load: locust `{run['locustfile']}`, {run['users']} users, {run['duration_s']} s per model, one model at a "
         "time against one service process; each request is one real test-set image (3 JSON pixel arrays : 1 PNG "
-        "upload) with its true label.",
+        "upload) with its true label, drawn from 512 test images sampled once (online accuracy is over that sample).",
         "",
         "## Accuracy",
         "",
