@@ -18,6 +18,11 @@ def _run(data: dict[str, Any], target: str, connections: int) -> dict[str, Any]:
     return dict(next(r for r in entry["runs"] if r["connections"] == connections))
 
 
+def _maybe_run(data: dict[str, Any], target: str, connections: int) -> dict[str, Any] | None:
+    names = {t["name"] for t in data["targets"]}
+    return _run(data, target, connections) if target in names else None
+
+
 def _rps(run: dict[str, Any]) -> float:
     return float(run["requests"]) / float(run["duration_s"])
 
@@ -38,6 +43,11 @@ def ratios(data: dict[str, Any]) -> list[dict[str, Any]]:
             "student binary, 32 connections: throughput / floor",
             _rps(_run(data, "student binary batching on", 32)) / floor,
             0.45,
+        ),
+        *(
+            (f"student {body}, 32 connections, 2 workers: throughput / floor", _rps(run) / floor, goal)
+            for body, goal in (("JSON", 0.30), ("binary", 0.45))
+            if (run := _maybe_run(data, f"student {body.lower()} 2 workers", 32)) is not None
         ),
         ("teacher p50 / student p50, 1 connection, end to end", teacher_seq / student_seq, 3.0),
         ("teacher, 32 connections: throughput batching on / off", _rps(on) / _rps(off), 2.0),
@@ -126,6 +136,7 @@ def _losses(data: dict[str, Any]) -> list[str]:
 
 def _plot(data: dict[str, Any], out: Path) -> None:
     fig, axis = plt.subplots(figsize=(8, 5))
+    axis.set_prop_cycle(color=[plt.get_cmap("tab20")(i) for i in range(20)])  # more targets than 10 default colours
     for t in data["targets"]:
         xs = [r["connections"] for r in t["runs"]]
         axis.plot(xs, [_rps(r) for r in t["runs"]], marker="o", label=t["name"])
@@ -179,7 +190,7 @@ def write_bench_report(data: dict[str, Any], out: Path) -> None:
         "",
         "| what | measured | goal | met |",
         "|---|---|---|---|",
-        *[f"| {c['what']} | {c['ratio']:.2f} | {c['goal']} | {'yes' if c['met'] else '**no**'} |" for c in checks],
+        *[f"| {c['what']} | {c['ratio']:.3f} | {c['goal']} | {'yes' if c['met'] else '**no**'} |" for c in checks],
         "",
         "## Every run",
         "",
