@@ -35,6 +35,6 @@ def write_pngs(out: Path, data_dir: str = DEFAULT_DATA_DIR, count: int = 8) -> l
     for i, (image, label) in enumerate(zip(images, labels, strict=True)):
         slug = re.sub(r"[^a-z]+", "-", LABELS[label].lower()).strip("-")
         path = out / f"{i}-{slug}.png"
-        Image.fromarray(image)  # (28, 28) uint8 -> greyscale "L".save(path)
+        Image.fromarray(image).save(path)  # (28, 28) uint8: a greyscale ("L") PNG
         paths.append(path)
     return paths
