@@ -23,11 +23,12 @@ import onnxruntime as ort
 from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput
 
 from distill_bench.machine import machine
+from distill_bench.pair import Pair, student_and_teacher
 from distill_bench.samples import load_test_images
 from distill_bench.scrape import parse_samples, total
 from distill_bench.server import RunningService, cpu_seconds, fetch, free_port, running, serve
 from distill_bench.wrk import Request, WrkResult, run_wrk
-from service.card import ModelCard, list_model_dirs, model_path, read_card
+from service.card import ModelCard, model_path
 
 CONNECTIONS = (1, 8, 32, 64)
 BATCHING = {"on": {}, "off": {"DISTILL_MAX_BATCH_SIZE": "1"}}
@@ -117,20 +118,6 @@ def _sweep(name: str, url: str, request: Request, settings: BenchSettings) -> Ta
     return result
 
 
-@dataclass(frozen=True)
-class Pair:
-    student: ModelCard
-    teacher: ModelCard
-
-
-def _pair(models: Path) -> Pair:
-    cards = {card.name: card for card in (read_card(d / "config.json") for d in list_model_dirs(models))}
-    student = next((c for c in cards.values() if c.role == "student"), None)
-    if student is None or student.teacher not in cards:
-        raise SystemExit(f"{models} needs a student and its teacher: run `make train` first")
-    return Pair(student, cards[str(student.teacher)])
-
-
 def _floor(settings: BenchSettings, request: Request) -> TargetResult:
     port = free_port()
     command = [
@@ -213,7 +200,7 @@ def rss_mb(pid: int) -> float:
 
 def run_bench(settings: BenchSettings) -> dict[str, Any]:
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    pair = _pair(settings.models)
+    pair = student_and_teacher(settings.models)
     pixels = load_test_images(settings.data_dir, 1)[0][0]  # (28, 28)
     inputs = {card.name: model_input(card, pixels) for card in (pair.student, pair.teacher)}
     requests = {card.name: infer_requests(card, inputs[card.name]) for card in (pair.student, pair.teacher)}

@@ -10,37 +10,23 @@ from typing import Any
 
 from distill_bench.load import LoadSettings, run_locust
 from distill_bench.machine import machine
+from distill_bench.pair import student_and_teacher
 from distill_bench.server import RunningService, cpu_seconds, fetch, serve
 from distill_bench.speedup import write_report
-from service.card import list_model_dirs, read_card
+from service.card import ModelCard
 
 
-def _cards(models: Path) -> dict[str, dict[str, Any]]:
-    cards = {}
-    for directory in list_model_dirs(models):
-        card = read_card(directory / "config.json")
-        record = card.versions[card.latest_version]
-        cards[card.name] = {
-            "role": card.role,
-            "teacher": card.teacher,
-            "version": card.latest_version,
-            "test_accuracy": record.test_accuracy,
-            "parameters": record.parameters,
-            "size_bytes": record.size_bytes,
-        }
-    return cards
-
-
-def _pair(cards: dict[str, dict[str, Any]]) -> tuple[str, str]:
-    """The (student, teacher) names the service's `student` and `teacher` routes resolve to."""
-    students = [name for name, card in cards.items() if card["role"] == "student"]
-    if not students:
-        raise SystemExit("the model repository has no student: run `make train` first")
-    student = students[0]
-    teacher = cards[student]["teacher"]
-    if teacher not in cards:
-        raise SystemExit(f"the student {student} names teacher {teacher}, which is not in the repository")
-    return student, str(teacher)
+def _summary(card: ModelCard) -> dict[str, Any]:
+    """What the report needs of a card: its role and the figures measured at export."""
+    record = card.versions[card.latest_version]
+    return {
+        "role": card.role,
+        "teacher": card.teacher,
+        "version": card.latest_version,
+        "test_accuracy": record.test_accuracy,
+        "parameters": record.parameters,
+        "size_bytes": record.size_bytes,
+    }
 
 
 def _measure_phase(service: RunningService, role: str, model: str, raw: Path, load: LoadSettings) -> dict[str, Any]:
@@ -66,8 +52,9 @@ def _measure_phase(service: RunningService, role: str, model: str, raw: Path, lo
 def run_demo(models: Path, out: Path, load: LoadSettings) -> dict[str, Any]:
     raw = out / "speedup-raw"
     raw.mkdir(parents=True, exist_ok=True)
-    cards = _cards(models)
-    student, teacher = _pair(cards)
+    pair = student_and_teacher(models)
+    student, teacher = pair.student.name, pair.teacher.name
+    cards = {card.name: _summary(card) for card in (pair.student, pair.teacher)}
     started = datetime.now(UTC).isoformat(timespec="seconds")
     with serve(models, log=raw / "service.log") as service:
         phases = [

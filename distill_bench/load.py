@@ -33,23 +33,19 @@ class LoadStats:
         return self.percentiles_ms[fraction]
 
 
-def _percentile(histogram: dict[float, int], fraction: float) -> float:
-    """The smallest response time (ms, as locust rounded it) with at least `fraction` of requests at or below."""
-    count = sum(histogram.values())
-    seen = 0
+def _cumulative(histogram: Counter[float]) -> list[tuple[float, int]]:
+    """(response time in ms as locust rounded it, requests at or below it), in increasing time."""
+    seen, points = 0, []
     for value in sorted(histogram):
         seen += histogram[value]
-        if seen >= fraction * count:
-            return value
-    return math.nan
-
-
-def _cdf(histogram: Counter[float]) -> list[tuple[float, float]]:
-    count, seen, points = sum(histogram.values()), 0, []
-    for value in sorted(histogram):
-        seen += histogram[value]
-        points.append((value, seen / count))
+        points.append((value, seen))
     return points
+
+
+def _percentile(cumulative: list[tuple[float, int]], fraction: float) -> float:
+    """The smallest response time with at least `fraction` of requests at or below it."""
+    count = cumulative[-1][1]
+    return next((value for value, seen in cumulative if seen >= fraction * count), math.nan)
 
 
 def read_stats(stats_json: Path) -> LoadStats:
@@ -59,15 +55,16 @@ def read_stats(stats_json: Path) -> LoadStats:
     histogram: Counter[float] = Counter()
     for entry in entries:
         histogram.update({float(ms): n for ms, n in entry["response_times"].items()})
+    cumulative = _cumulative(histogram)
     requests = sum(e["num_requests"] for e in entries)
     elapsed = max(e["last_request_timestamp"] for e in entries) - min(e["start_time"] for e in entries)
     return LoadStats(
         requests=requests,
         failures=sum(e["num_failures"] for e in entries),
         requests_per_s=requests / elapsed if elapsed > 0 else math.nan,
-        percentiles_ms={q: _percentile(histogram, q) for q in PERCENTILES},
+        percentiles_ms={q: _percentile(cumulative, q) for q in PERCENTILES},
         by_name={e["name"]: e["num_requests"] for e in entries},
-        cdf=_cdf(histogram),
+        cdf=[(value, seen / cumulative[-1][1]) for value, seen in cumulative],
     )
 
 
