@@ -1,17 +1,21 @@
-"""Open Inference Protocol v2 tensors on the wire: JSON (parsed by orjson) and Triton's binary data extension.
+"""Open Inference Protocol v2 tensors on the wire: JSON (parsed by simdjson) and Triton's binary data extension.
 
-No pydantic on this path: orjson parses the body, numpy converts each input's data in one call, and a few
-type checks replace per-element validation. Every problem is a `BadRequest` that says what was expected.
+No pydantic on this path: simdjson parses the JSON header, and a flat array of numbers goes from the parsed
+document into numpy in one call, without a Python object per element (about half the cost of a 784-float body
+when orjson built the list, measured here). Nested or unusual data takes numpy's general conversion. A few type
+checks replace per-element validation; every problem is a `BadRequest` that says what was expected.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import orjson
+import simdjson
 
 from service.errors import BadRequest
 from service.runtime import NUMPY_DTYPES
@@ -64,21 +68,67 @@ def _dtype(raw: Any, name: str) -> np.dtype[np.generic]:
     return dtype
 
 
-def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic]) -> np.ndarray:
+# The kinds of numpy array that JSON data may parse to, per kind of datatype: booleans are BOOL only, integers
+# also fit floats.
+_JSON_KINDS = {"b": "b", "i": "biu", "u": "biu", "f": "iuf"}
+
+
+def _plain(value: Any) -> Any:
+    """A parsed value as plain Python (dict, list, str, number, bool, None)."""
+    if isinstance(value, simdjson.Object):
+        return value.as_dict()
+    if isinstance(value, simdjson.Array):
+        return value.as_list()
+    return value
+
+
+def _fields(obj: simdjson.Object) -> dict[str, Any]:
+    """An object's members, containers left as lazy proxies (`items()` would copy them whole). A dict, because
+    simdjson's own `get` of a missing key costs a C++ exception."""
+    return {key: obj[key] for key in obj}
+
+
+def _not_numbers(name: str, datatype: str) -> BadRequest:
+    return BadRequest(f"input {name!r}: data must be numbers of datatype {datatype} in a flat or evenly nested array")
+
+
+def _flat_floats(data: simdjson.Array, count: int, dtype: np.dtype[np.generic]) -> np.ndarray | None:
+    """A flat array of `count` numbers as float `dtype` straight from the document, without a Python object per
+    value; None where the data is not a flat float array of that length. TypeError: a value is not a number."""
+    if dtype.kind != "f" or len(data) != count or count == 0 or isinstance(data[0], simdjson.Array):
+        return None
+    values = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)  # flattens any nested arrays
+    if values.size != count:  # arrays hidden among the numbers
+        return None
+    with np.errstate(all="ignore"):  # an overflowing float becomes inf, rejected later as non-finite
+        return values.astype(dtype)
+
+
+def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic], count: int) -> np.ndarray:
+    if isinstance(data, simdjson.Array):
+        try:
+            fast = _flat_floats(data, count, dtype)
+        except TypeError:  # true, null, a string or an object among the values
+            raise _not_numbers(name, datatype) from None
+        if fast is not None:
+            return fast
+        data = data.as_list()
     if not isinstance(data, list):
         raise BadRequest(f"input {name!r}: data must be a JSON array (flat or nested), got {type(data).__name__}")
     try:
-        if dtype.kind in "biu" and np.asarray(data).dtype.kind not in ("b" if dtype.kind == "b" else "biu"):
-            raise ValueError("not integral")  # numpy would truncate 1.5 to 1 silently
+        # numpy would silently read "6" or true as 6.0 or 1.0, None as NaN, and truncate 1.5 to 1.
+        probe = np.asarray(data)
+        if probe.size and probe.dtype.kind not in _JSON_KINDS[dtype.kind]:
+            raise ValueError(f"values of kind {probe.dtype.kind}")
         with np.errstate(all="ignore"):  # an overflowing float becomes inf, rejected later as non-finite
             return np.asarray(data, dtype=dtype)
     except (ValueError, TypeError, OverflowError):
-        raise BadRequest(
-            f"input {name!r}: data must be numbers of datatype {datatype} in a flat or evenly nested array"
-        ) from None
+        raise _not_numbers(name, datatype) from None
 
 
 def _input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor, int]:
+    if isinstance(raw, simdjson.Object):  # everything but the data as plain Python: a few small values
+        raw = {key: value if key == "data" else _plain(value) for key, value in _fields(raw).items()}
     spec = _object(raw, "each element of 'inputs'")
     name = spec.get("name")
     if not isinstance(name, str):
@@ -99,7 +149,7 @@ def _input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor, int]
         array = np.frombuffer(binary[offset : offset + size], dtype=dtype)
         offset += size
     else:
-        array = _json_data(spec.get("data"), name, str(datatype), dtype)
+        array = _json_data(spec.get("data"), name, str(datatype), dtype, count)
         if array.size != count:
             raise BadRequest(f"input {name!r}: shape {list(shape)} needs {count} elements, but data has {array.size}")
     return InputTensor(name, str(datatype), shape, array.reshape(shape)), offset
@@ -121,20 +171,41 @@ def _outputs(raw: Any, binary_default: bool) -> dict[str, bool] | None:
     return wanted
 
 
+_parsers = threading.local()
+
+
+def _parse_json(header: bytes) -> Any:
+    """Parse with this thread's reusable simdjson parser. A parser refuses to parse again while objects of its
+    last document are alive (e.g. held by a traceback); a new parser then takes over."""
+    parser: simdjson.Parser | None = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = _parsers.parser = simdjson.Parser()
+    try:
+        return parser.parse(header)
+    except RuntimeError as exc:
+        if not str(exc).startswith("Tried to re-use a parser"):
+            raise  # a parse error that simdjson reports as RuntimeError, e.g. DEPTH_ERROR
+    _parsers.parser = simdjson.Parser()
+    return _parsers.parser.parse(header)
+
+
 def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
     """Decode a v2 infer request: a JSON object, optionally followed by binary tensor data."""
     header, binary = _split_body(body, header_length)
     try:
-        doc = _object(orjson.loads(header), "the infer request")
-    except orjson.JSONDecodeError as exc:
+        doc = _parse_json(header)
+    except (ValueError, RuntimeError) as exc:  # simdjson's parse errors, e.g. "TAPE_ERROR: ..."
         raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(doc, simdjson.Object):
+        raise BadRequest(f"the infer request must be a JSON object, got {type(_plain(doc)).__name__}")
+    doc = _fields(doc)
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest(f"'id' must be a string, got {request_id!r}")
+        raise BadRequest(f"'id' must be a string, got {_plain(request_id)!r}")
     raw_inputs = doc.get("inputs")
-    if not isinstance(raw_inputs, list) or not raw_inputs:
+    if not isinstance(raw_inputs, simdjson.Array) or len(raw_inputs) == 0:
         raise BadRequest("'inputs' must be a non-empty JSON array of input tensors")
-    params = _object(doc.get("parameters", {}), "'parameters'")
+    params = _object(_plain(doc.get("parameters", {})), "'parameters'")
     binary_output = bool(params.get("binary_data_output", False))
     inputs, offset = [], 0
     for raw in raw_inputs:
@@ -142,7 +213,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         inputs.append(tensor)
     if offset != len(binary):
         raise BadRequest(f"{len(binary) - offset} bytes of binary data follow the inputs that no input claims")
-    return InferRequest(request_id, inputs, _outputs(doc.get("outputs"), binary_output), binary_output)
+    return InferRequest(request_id, inputs, _outputs(_plain(doc.get("outputs")), binary_output), binary_output)
 
 
 def encode_infer_response(

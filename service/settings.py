@@ -140,8 +140,8 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=30.0,
         gt=0.0,
-        description="Longest a request may take, body read to response; past it the caller gets 504 and its "
-        "queued rows are dropped, so no request hangs.",
+        description="Longest a request may take until its response starts (checked every 0.1 s, or a tenth of "
+        "this if shorter); past it the caller gets 504 and its queued rows are dropped, so no request hangs.",
     )
     shutdown_drain_s: float = Field(
         default=0.0,

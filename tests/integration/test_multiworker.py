@@ -3,9 +3,7 @@ totals of all workers exactly, and the card gauges once per model (not once per 
 
 from __future__ import annotations
 
-import re
 import shutil
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,22 +14,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
-from servers import Server, run_service
+from servers import Server, run_service, wait_workers_ready
 
 from service.card import read_card
 
 STUDENT = "tiny-student"
 WORKERS = 2
 BATCH = 40  # requests per round, each on a fresh connection so the kernel hands them to either worker
-SERVING = re.compile(r"\[(\d+)\] service\.repository: serving \[")
-
-
-def wait_workers_ready(log: Path, workers: int, deadline_s: float = 60.0) -> None:
-    """Readiness answers from one worker; the log says when every worker has loaded its models."""
-    deadline = time.monotonic() + deadline_s
-    while len(set(SERVING.findall(log.read_text(errors="replace")))) < workers:
-        assert time.monotonic() < deadline, f"not every worker loaded its models:\n{log.read_text()[-3000:]}"
-        time.sleep(0.1)
 
 
 @pytest.fixture

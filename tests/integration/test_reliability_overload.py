@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from servers import Server, run_service
+from servers import Server, run_service, wait_workers_ready, worker_pids
 from tiny_models import add_model, slow_model
 
 QUEUE = 4
@@ -155,6 +155,36 @@ def test_sigterm_drains_then_completes_in_flight_requests(slow_repo: Path, tmp_p
         exited_after = time.monotonic() - signalled
     assert refused_after >= drain_s * 0.9  # the drain: the socket stayed open while readiness said 503
     print(f"refused new connections after {refused_after:.2f}s, exited after {exited_after:.2f}s")
+
+
+def test_sigterm_to_the_parent_drains_every_worker(slow_repo: Path, tmp_path: Path) -> None:
+    workers, drain_s, bound_s = 2, 2.0, 20
+    env = {
+        "DISTILL_WORKERS": str(workers),
+        "DISTILL_SHUTDOWN_DRAIN_S": str(drain_s),
+        "DISTILL_SHUTDOWN_TIMEOUT_S": str(bound_s),
+    }
+    with (
+        run_service(slow_repo, tmp_path / "workers.log", env) as server,
+        concurrent.futures.ThreadPoolExecutor(8) as pool,
+    ):
+        wait_workers_ready(server.log, workers)
+        in_flight = _start_in_flight(server, pool, 8)
+        os.kill(server.pid, signal.SIGTERM)  # uvicorn's supervisor passes it on to each worker
+        signalled = time.monotonic()
+        draining: set[str] = set()
+        while len(draining) < workers:  # each worker logs the start of its drain, with its PID
+            assert time.monotonic() - signalled < 10, f"workers {draining} drained:\n{server.log.read_text()[-3000:]}"
+            time.sleep(0.05)
+            draining = worker_pids(server.log, r"service\.shutdown: signal \d+: not ready")
+        ready = httpx.get(f"{server.url}/v2/health/ready", timeout=10)  # a fresh connection: either worker
+        assert ready.status_code == 503 and "shutting down" in ready.json()["error"]
+        statuses = [f.result().status_code for f in in_flight]
+        assert statuses == [200] * len(in_flight)
+        while alive(server.pid):
+            assert time.monotonic() - signalled < drain_s + bound_s + 10
+            time.sleep(0.05)
+    assert not any(alive(int(pid)) for pid in draining)
 
 
 def test_shutdown_is_bounded_when_in_flight_requests_take_too_long(slow_repo: Path, tmp_path: Path) -> None:
