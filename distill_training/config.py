@@ -67,8 +67,11 @@ class StudentConfig:
 
     name: str = "fmnist-student"
     control_name: str = "fmnist-control"  # exported into the run directory, not the served repository
-    hidden: tuple[int, ...] = (128, 64)  # 784-128-64-10 beat 784-128-10 on validation (90.7% vs 90.3%)
-    epochs: int = 20  # 40 epochs scored the same on validation
+    # Mean validation accuracy over seeds 0-2 (T=2, weight 0.5): 784-128-128-10 90.70%, 784-128-64-10 90.41%,
+    # the latter for 40 epochs 90.61%; shifted views, dropout and 784-192-64-10 scored lower. 784-128-10 scored
+    # 90.3% on seed 0.
+    hidden: tuple[int, ...] = (128, 128)
+    epochs: int = 20
     batch_size: int = 256
     lr: float = 2e-3  # peak of the one-cycle schedule (AdamW)
     weight_decay: float = 1e-4
