@@ -29,8 +29,10 @@ from distill_bench.scrape import parse_samples, total
 from distill_bench.server import RunningService, cpu_seconds, fetch, free_port, running, serve
 from distill_bench.wrk import Request, WrkResult, run_wrk
 from service.card import ModelCard, model_path
+from service.settings import Settings, available_cores
 
 CONNECTIONS = (1, 8, 32, 64)
+MAX_BATCH = Settings().max_batch_size  # the service's default full batch
 BATCHING = {"on": {}, "off": {"DISTILL_MAX_BATCH_SIZE": "1"}}
 WORKERS = 2
 SERVING = re.compile(r"\[(\d+)\] service\.repository: serving \[")  # a worker's "models loaded" log line
@@ -82,13 +84,15 @@ def infer_requests(card: ModelCard, x: np.ndarray) -> dict[str, Request]:
     }
 
 
-def in_process(card: ModelCard, onnx_path: Path, x: np.ndarray, seconds: float) -> dict[str, float]:
-    """onnxruntime alone, batch 1, single thread: the most the model itself allows on one core."""
+def _session(onnx_path: Path, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
+    options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    feed = {card.input.name: x}
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the service runs it
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def _run_times_us(session: ort.InferenceSession, feed: dict[str, np.ndarray], seconds: float) -> np.ndarray:
     for _ in range(20):
         session.run(None, feed)
     times = []
@@ -97,11 +101,25 @@ def in_process(card: ModelCard, onnx_path: Path, x: np.ndarray, seconds: float) 
         start = time.perf_counter()
         session.run(None, feed)
         times.append(time.perf_counter() - start)
-    us = np.array(times) * 1e6
+    return np.array(times) * 1e6
+
+
+def in_process(card: ModelCard, onnx_path: Path, x: np.ndarray, seconds: float) -> dict[str, float]:
+    """onnxruntime alone: batch 1 on one thread (the most the model itself allows on one core), and the time
+    per row at batch 1 and at a full batch with as many threads as cores (how much batching itself can gain)."""
+    us = _run_times_us(_session(onnx_path, 1), {card.input.name: x}, seconds)
+    cores = available_cores()
+    session = _session(onnx_path, cores)
+    single = float(np.median(_run_times_us(session, {card.input.name: x}, seconds / 2)))
+    full = np.repeat(x, MAX_BATCH, axis=0)  # (MAX_BATCH, C, H, W)
+    batched = float(np.median(_run_times_us(session, {card.input.name: full}, seconds / 2))) / MAX_BATCH
     return {
         "runs_per_s_one_core": 1e6 / float(us.mean()),
         "p50_us": float(np.percentile(us, 50)),
         "p99_us": float(np.percentile(us, 99)),
+        "threads": cores,
+        "us_per_row_batch_1": single,
+        "us_per_row_full_batch": batched,
     }
 
 

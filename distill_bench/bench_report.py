@@ -205,13 +205,21 @@ def write_bench_report(data: dict[str, Any], out: Path) -> None:
             )
     lines += [
         "",
-        "## In-process onnxruntime (batch 1, one thread): the model's own limit",
+        "## In-process onnxruntime: the model's own limits",
         "",
-        "| model | runs/s on one core | p50 (us) | p99 (us) |",
-        "|---|---|---|---|",
+        "Batch 1 on one thread: the most the model itself allows on one core. Then the time per row at batch 1 "
+        "and at a full batch, with as many threads as cores (the service's default): the ratio is the most that "
+        "batching can gain for this model even with the cores to itself.",
+        "",
+        "| model | runs/s on one core | p50 (us) | p99 (us) | us/row, batch 1 | us/row, full batch | batching gain |",
+        "|---|---|---|---|---|---|---|",
     ]
     for role, limit in data["in_process"].items():
-        lines.append(f"| {role} | {limit['runs_per_s_one_core']:.0f} | {limit['p50_us']:.1f} | {limit['p99_us']:.1f} |")
+        single, full = limit.get("us_per_row_batch_1", math.nan), limit.get("us_per_row_full_batch", math.nan)
+        lines.append(
+            f"| {role} | {limit['runs_per_s_one_core']:.0f} | {limit['p50_us']:.1f} | {limit['p99_us']:.1f} | "
+            f"{single:.1f} | {full:.1f} | {single / full:.2f}x |"
+        )
     rss = ", ".join(f"batching {k}: {v:.0f} MB" for k, v in data["rss_mb_after_load"].items())
     lines += [
         "",

@@ -79,6 +79,12 @@ class ModelRegistry:
         runtime = await asyncio.to_thread(ModelRuntime.load, repo, card, threads)
         single_s, batch_s = await asyncio.to_thread(runtime.warmup, self.settings.warmup_runs, config.max_batch_size)
         inline = batch_s * 1e6 < self.settings.inline_run_max_us  # a full batch may block the event loop this long
+        if inline and self.settings.threads_for(card.name, inline=True) != threads:
+            threads = self.settings.threads_for(card.name, inline=True)  # small: reload it (milliseconds)
+            runtime = await asyncio.to_thread(ModelRuntime.load, repo, card, threads)
+            single_s, batch_s = await asyncio.to_thread(
+                runtime.warmup, self.settings.warmup_runs, config.max_batch_size
+            )
         batcher = DynamicBatcher(
             card.name, runtime.run, config, self.metrics.for_model(card.name, card.role),
             inline=inline, retry_after_s=self.settings.retry_after_s,

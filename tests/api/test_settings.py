@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
+from servers import wait_ready
 
 from service.__main__ import main
+from service.app import create_app
 from service.settings import Settings, available_cores
 from service.settings_doc import DOC_PATH, settings_markdown
 
@@ -49,3 +52,21 @@ def test_cli_flags_override_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.update(kwargs))
     main(["--models", str(tmp_path), "--port", "9100", "--log-level", "warning"])
     assert served["port"] == 9100 and served["host"] == "0.0.0.0" and served["log_level"] == "warning"
+
+
+def test_a_model_that_runs_on_the_event_loop_is_loaded_with_one_thread(
+    model_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("service.settings.available_cores", lambda: 4)
+    settings = Settings(models_dir=model_repo, warmup_runs=1, inline_run_max_us=1e9)  # every model inline
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        models = client.app.state.dataplane.registry.models  # type: ignore[attr-defined]
+        assert models and all(
+            m.runtime.session.get_session_options().intra_op_num_threads == 1 for m in models.values()
+        )
+    settings = Settings(models_dir=model_repo, warmup_runs=1, inline_run_max_us=0)  # none inline
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        models = client.app.state.dataplane.registry.models  # type: ignore[attr-defined]
+        assert all(m.runtime.session.get_session_options().intra_op_num_threads == 4 for m in models.values())
