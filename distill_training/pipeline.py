@@ -7,13 +7,17 @@ in the run directory) -> report. Step wall times are recorded in `<run_dir>/timi
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
+
+from tqdm import tqdm
 
 from distill_training.config import PipelineConfig, save_config, to_dict
 from distill_training.data import Dataset, load_dataset
@@ -27,6 +31,7 @@ from distill_training.train import (
     load_weights,
     train_student,
     train_teacher,
+    trained_student,
 )
 from service.card import Method
 
@@ -78,19 +83,58 @@ def student_views(ctx: Context) -> tuple[Views, str]:
     return ctx.views
 
 
-def student(ctx: Context, method: str, seed: int) -> StudentResult:
+def _student_dir(ctx: Context, method: str, seed: int) -> Path:
+    return ctx.run_dir / "students" / f"{method}-seed{seed}"
+
+
+def student(ctx: Context, method: str, seed: int, *, progress: bool = True) -> StudentResult:
     views, key = student_views(ctx)
-    out = ctx.run_dir / "students" / f"{method}-seed{seed}"
+    out = _student_dir(ctx, method, seed)
+    cfg = ctx.cfg.student
     return _timed(
         ctx,
         "students",
-        lambda: train_student(ctx.cfg.student, ctx.data, views, method=method, seed=seed, logits_key=key, out_dir=out),
+        lambda: train_student(
+            cfg, ctx.data, views, method=method, seed=seed, logits_key=key, out_dir=out, progress=progress
+        ),
     )
+
+
+def _student_in_worker(cfg: PipelineConfig, method: str, seed: int) -> None:
+    """One student in a worker process, which loads its own data and cached views."""
+    student(Context(cfg, load_dataset(cfg.data), {}), method, seed, progress=False)
+
+
+def train_students(ctx: Context, jobs: list[tuple[str, int]]) -> list[StudentResult]:
+    """The (method, seed) students. Those not up to date train side by side, one process per core: each trains
+    on one thread (`student.threads`), so the results are those of training them one after another."""
+    _, key = student_views(ctx)  # the teacher logits are cached before any worker reads them
+    todo = [
+        (method, seed)
+        for method, seed in jobs
+        if trained_student(
+            ctx.cfg.student, method=method, seed=seed, logits_key=key, out_dir=_student_dir(ctx, method, seed)
+        )
+        is None
+    ]
+    processes = min(len(todo), len(os.sched_getaffinity(0)))
+    if processes > 1:
+
+        def run() -> None:
+            spawn = multiprocessing.get_context("spawn")  # fork is unsafe after torch's thread pools started
+            with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
+                futures = [pool.submit(_student_in_worker, ctx.cfg, method, seed) for method, seed in todo]
+                for future in tqdm(as_completed(futures), total=len(futures), desc=f"students ({processes} processes)"):
+                    future.result()
+
+        _timed(ctx, "students", run)
+    return [student(ctx, method, seed) for method, seed in jobs]
 
 
 def kd_vs_control(ctx: Context, seeds: int) -> dict[str, Any]:
     """Train both methods on seeds 0..seeds-1 (same init, same batches); mean and spread of test accuracy."""
-    runs = {m: [student(ctx, m, s) for s in range(seeds)] for m in METHODS}
+    trained = iter(train_students(ctx, [(m, s) for m in METHODS for s in range(seeds)]))
+    runs = {m: [next(trained) for _ in range(seeds)] for m in METHODS}
     summary: dict[str, Any] = {"seeds": seeds, "student": to_dict(ctx.cfg.student)}
     for method, results in runs.items():
         accs = [r.test_accuracy for r in results]

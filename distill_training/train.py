@@ -207,25 +207,34 @@ def train_student(
     seed: int,
     logits_key: str,
     out_dir: Path,
+    progress: bool = True,
 ) -> StudentResult:
     """Train a student on (images, labels, teacher logits) views; method `kd` or `none` (label-only)."""
-    key = digest(
-        {
-            "student": to_dict(cfg) | {"name": "", "control_name": "", "seeds": 0},
-            "method": method,
-            "seed": seed,
-            "logits": logits_key,
-        }
-    )
-    meta = read_meta(out_dir)
-    if meta.get("key") == key and (out_dir / WEIGHTS).is_file():
-        return StudentResult(method, seed, out_dir / WEIGHTS, meta["val_accuracy"], meta["test_accuracy"])
+    done = trained_student(cfg, method=method, seed=seed, logits_key=logits_key, out_dir=out_dir)
+    if done is not None:
+        return done
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        return _fit_student(cfg, data, views, method=method, seed=seed, key=key, out_dir=out_dir)
+        key = _student_key(cfg, method, seed, logits_key)
+        return _fit_student(cfg, data, views, method=method, seed=seed, key=key, out_dir=out_dir, progress=progress)
     finally:
         torch.set_num_threads(threads)
+
+
+def _student_key(cfg: StudentConfig, method: str, seed: int, logits_key: str) -> str:
+    student = to_dict(cfg) | {"name": "", "control_name": "", "seeds": 0}
+    return digest({"student": student, "method": method, "seed": seed, "logits": logits_key})
+
+
+def trained_student(
+    cfg: StudentConfig, *, method: str, seed: int, logits_key: str, out_dir: Path
+) -> StudentResult | None:
+    """The student in `out_dir` if it was trained from exactly these settings and teacher logits."""
+    meta = read_meta(out_dir)
+    if meta.get("key") != _student_key(cfg, method, seed, logits_key) or not (out_dir / WEIGHTS).is_file():
+        return None
+    return StudentResult(method, seed, out_dir / WEIGHTS, meta["val_accuracy"], meta["test_accuracy"])
 
 
 def _fit_student(
@@ -237,6 +246,7 @@ def _fit_student(
     seed: int,
     key: str,
     out_dir: Path,
+    progress: bool,
 ) -> StudentResult:
     x, y, teacher_logits = views  # (N, C, H, W), (N,), (N, K)
     kd_weight = cfg.kd_weight if method == "kd" else 0.0
@@ -247,7 +257,7 @@ def _fit_student(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
     best_val, best, history = -1.0, model.state_dict(), []
-    bar = tqdm(range(cfg.epochs), desc=f"student {method} seed {seed}")
+    bar = tqdm(range(cfg.epochs), desc=f"student {method} seed {seed}", disable=not progress)
     for epoch in bar:
         model.train()
         for idx in batches(len(x), cfg.batch_size, gen):
