@@ -93,3 +93,11 @@ def test_second_run_is_up_to_date(built: Path) -> None:
     proc = run_pipeline(built)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_the_exported_student_is_the_best_kd_seed_on_validation(built: Path) -> None:
+    comparison = json.loads((built / "run" / "comparison.json").read_text())
+    selected = read_card(built / "models/fmnist-student/config.json").versions[1].config["training"]["selected"]
+    val = comparison["kd"]["val_accuracy"]
+    assert selected["seed"] == comparison["kd"]["exported_seed"] == val.index(max(val))
+    assert selected["val_accuracy"] == max(val)
