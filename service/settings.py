@@ -108,8 +108,9 @@ class Settings(BaseSettings):
     intra_op_threads: int = Field(
         default=0,
         ge=0,
-        description="onnxruntime intra-op threads per model; 0 = auto: 1 for a model that runs on the event loop "
-        "(`inline_run_max_us`), else the cores available divided among the workers.",
+        description="onnxruntime intra-op threads of each model that runs in a worker thread; 0 = the cores "
+        "available divided among the workers. A model that runs on the event loop (`inline_run_max_us`) uses 1 "
+        "unless `model_overrides` gives it more.",
     )
     inter_op_threads: int = Field(default=1, ge=1, description="onnxruntime inter-op threads per model.")
     allow_spinning: bool = Field(
@@ -174,13 +175,18 @@ class Settings(BaseSettings):
         )
 
     def threads_for(self, model: str, *, inline: bool = False) -> ThreadConfig:
-        """`inline`: the model runs on the event loop (small and fast); on auto it then gets one intra-op thread,
-        since waking a second one costs more than it saves (student, batch 1, here: 39 us with 2, 22 us with 1)."""
+        """`inline`: the model runs on the event loop (small and fast). It then gets one intra-op thread unless its
+        own override says otherwise: waking a second thread costs more than it saves (student, batch 1, here:
+        39 us with 2 threads, 22 us with 1)."""
         o = self.model_overrides.get(model, ModelOverrides())
-        intra = o.intra_op_threads if o.intra_op_threads is not None else self.intra_op_threads
-        auto = 1 if inline else max(1, available_cores() // self.workers)  # workers share the cores
+        if o.intra_op_threads is not None:
+            intra = o.intra_op_threads or max(1, available_cores() // self.workers)
+        elif inline:
+            intra = 1
+        else:  # workers share the cores
+            intra = self.intra_op_threads or max(1, available_cores() // self.workers)
         return ThreadConfig(
-            intra_op_threads=intra or auto,
+            intra_op_threads=intra,
             inter_op_threads=self.inter_op_threads,
             allow_spinning=self.allow_spinning,
         )
