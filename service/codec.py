@@ -112,7 +112,7 @@ def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic],
             raise _not_numbers(name, datatype) from None
         if fast is not None:
             return fast
-        data = data.as_list()
+    data = _plain(data)
     if not isinstance(data, list):
         raise BadRequest(f"input {name!r}: data must be a JSON array (flat or nested), got {type(data).__name__}")
     try:
@@ -129,6 +129,8 @@ def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic],
 def _input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor, int]:
     if isinstance(raw, simdjson.Object):  # everything but the data as plain Python: a few small values
         raw = {key: value if key == "data" else _plain(value) for key, value in _fields(raw).items()}
+    else:
+        raw = _plain(raw)  # not an object: the error below names its JSON type
     spec = _object(raw, "each element of 'inputs'")
     name = spec.get("name")
     if not isinstance(name, str):
