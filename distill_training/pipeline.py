@@ -34,6 +34,7 @@ from distill_training.train import (
     trained_student,
 )
 from service.card import Method
+from service.settings import available_cores
 
 T = TypeVar("T")
 METHODS = ("kd", "none")
@@ -117,7 +118,7 @@ def train_students(ctx: Context, jobs: list[tuple[str, int]]) -> list[StudentRes
         )
         is None
     ]
-    processes = min(len(todo), len(os.sched_getaffinity(0)))
+    processes = min(len(todo), available_cores())
     if processes > 1:
 
         def run() -> None:
