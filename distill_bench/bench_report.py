@@ -208,8 +208,9 @@ def write_bench_report(data: dict[str, Any], out: Path) -> None:
         "## In-process onnxruntime: the model's own limits",
         "",
         "Batch 1 on one thread: the most the model itself allows on one core. Then the time per row at batch 1 "
-        "and at a full batch, with as many threads as cores (the service's default): the ratio is the most that "
-        "batching can gain for this model even with the cores to itself.",
+        "and at a full batch, with as many threads as cores (the service's default for a model in a worker "
+        "thread; one on the event loop gets one thread): the ratio is the most that batching can gain for this "
+        "model even with the cores to itself.",
         "",
         "| model | runs/s on one core | p50 (us) | p99 (us) | us/row, batch 1 | us/row, full batch | batching gain |",
         "|---|---|---|---|---|---|---|",
