@@ -9,7 +9,6 @@ connections; 1 connection is the sequential latency.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections.abc import Iterator
@@ -26,7 +25,16 @@ from distill_bench.machine import machine
 from distill_bench.pair import Pair, student_and_teacher
 from distill_bench.samples import load_test_images
 from distill_bench.scrape import parse_samples, total
-from distill_bench.server import RunningService, cpu_seconds, fetch, free_port, running, serve
+from distill_bench.server import (
+    RunningService,
+    cpu_seconds,
+    fetch,
+    free_port,
+    rss_bytes,
+    running,
+    serve,
+    wait_workers,
+)
 from distill_bench.wrk import Request, WrkResult, run_wrk
 from service.card import ModelCard, model_path
 from service.settings import Settings, available_cores
@@ -35,7 +43,6 @@ CONNECTIONS = (1, 8, 32, 64)
 MAX_BATCH = Settings().max_batch_size  # the service's default full batch
 BATCHING = {"on": {}, "off": {"DISTILL_MAX_BATCH_SIZE": "1"}}
 WORKERS = 2
-SERVING = re.compile(r"\[(\d+)\] service\.repository: serving \[")  # a worker's "models loaded" log line
 
 
 @dataclass(frozen=True)
@@ -184,23 +191,13 @@ def _service_targets(
             yield _counted(service, [service.pid], card, target, request, settings)
 
 
-def _wait_workers(service: RunningService, workers: int, deadline_s: float = 60.0) -> list[int]:
-    """Readiness answers from one worker; the log says when each has loaded its models. Returns their PIDs."""
-    deadline = time.monotonic() + deadline_s
-    while len(pids := sorted({int(p) for p in SERVING.findall(service.log.read_text(errors="replace"))})) < workers:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only workers {pids} loaded their models; see {service.log}")
-        time.sleep(0.1)
-    return pids
-
-
 def _worker_targets(
     models: Path, student: ModelCard, requests: dict[str, Request], settings: BenchSettings
 ) -> tuple[list[TargetResult], dict[str, Any]]:
     """The student under several worker processes; RSS of the parent (no models) and of each worker."""
     log = settings.out / "bench-raw" / f"service-{WORKERS}-workers.log"
     with serve(models, log, env={"DISTILL_WORKERS": str(WORKERS)}) as service:
-        pids = _wait_workers(service, WORKERS)
+        pids = wait_workers(service.log, WORKERS)
         targets = [
             _counted(service, [service.pid, *pids], student, f"student {encoding} {WORKERS} workers", request, settings)
             for encoding, request in requests.items()
@@ -210,10 +207,10 @@ def _worker_targets(
 
 
 def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    try:
+        return rss_bytes(pid) / 2**20
+    except ValueError:
+        return float("nan")
 
 
 def run_bench(settings: BenchSettings) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -90,6 +91,33 @@ def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     utime, stime = int(fields[11]), int(fields[12])
     return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process now, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"no VmRSS for process {pid}")
+
+
+SERVING = r"service\.repository: serving \["  # a worker's "models loaded" log line
+
+
+def worker_pids(log: Path, pattern: str) -> list[int]:
+    """PIDs of the worker processes that logged a line matching `pattern` (the worker log format names them)."""
+    return sorted({int(pid) for pid in re.findall(r"\[(\d+)\] " + pattern, log.read_text(errors="replace"))})
+
+
+def wait_workers(log: Path, workers: int, deadline_s: float = 60.0) -> list[int]:
+    """Readiness answers from one worker; the log says when each has loaded its models. Returns their PIDs."""
+    deadline = time.monotonic() + deadline_s
+    while len(pids := worker_pids(log, SERVING)) < workers:
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"only workers {pids} loaded their models; {log} ends with:\n{tail}")
+        time.sleep(0.1)
+    return pids
 
 
 def fetch(url: str) -> str:

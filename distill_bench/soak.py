@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from distill_bench.load import LOCUSTFILE, read_stats
-from distill_bench.server import serve
+from distill_bench.server import rss_bytes, serve
 
 TAGS = ["student", "teacher", "cascade", "compare"]
 MAX_RSS_GROWTH = 0.10
@@ -38,13 +38,6 @@ class SoakSettings:
     users: int = 8
     data_dir: str = "/usr/share/datasets/fashion-mnist"
     sample_every_s: float = 5.0
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise ValueError(f"no VmRSS for process {pid}")
 
 
 class RssSampler(threading.Thread):

@@ -76,15 +76,16 @@ class ModelRegistry:
             raise LoadError(f"the card in folder {dir_name!r} names the model {card.name!r}")
         threads = self.settings.threads_for(card.name)
         config = self.settings.batching_for(card.name)
-        runtime = await asyncio.to_thread(ModelRuntime.load, repo, card, threads)
-        single_s, batch_s = await asyncio.to_thread(runtime.warmup, self.settings.warmup_runs, config.max_batch_size)
-        inline = batch_s * 1e6 < self.settings.inline_run_max_us  # a full batch may block the event loop this long
-        if inline and self.settings.threads_for(card.name, inline=True) != threads:
-            threads = self.settings.threads_for(card.name, inline=True)  # small: reload it (milliseconds)
+
+        async def load_warm() -> tuple[ModelRuntime, float, float]:
             runtime = await asyncio.to_thread(ModelRuntime.load, repo, card, threads)
-            single_s, batch_s = await asyncio.to_thread(
-                runtime.warmup, self.settings.warmup_runs, config.max_batch_size
-            )
+            return runtime, *await asyncio.to_thread(runtime.warmup, self.settings.warmup_runs, config.max_batch_size)
+
+        runtime, single_s, batch_s = await load_warm()
+        inline = batch_s * 1e6 < self.settings.inline_run_max_us  # a full batch may block the event loop this long
+        if inline and (on_loop := self.settings.threads_for(card.name, inline=True)) != threads:
+            threads = on_loop
+            runtime, single_s, batch_s = await load_warm()  # small, since it runs inline: milliseconds
         batcher = DynamicBatcher(
             card.name, runtime.run, config, self.metrics.for_model(card.name, card.role),
             inline=inline, retry_after_s=self.settings.retry_after_s,

@@ -179,12 +179,13 @@ class Settings(BaseSettings):
         own override says otherwise: waking a second thread costs more than it saves (student, batch 1, here:
         39 us with 2 threads, 22 us with 1)."""
         o = self.model_overrides.get(model, ModelOverrides())
+        shared = max(1, available_cores() // self.workers)  # workers share the cores
         if o.intra_op_threads is not None:
-            intra = o.intra_op_threads or max(1, available_cores() // self.workers)
+            intra = o.intra_op_threads or shared
         elif inline:
             intra = 1
-        else:  # workers share the cores
-            intra = self.intra_op_threads or max(1, available_cores() // self.workers)
+        else:
+            intra = self.intra_op_threads or shared
         return ThreadConfig(
             intra_op_threads=intra,
             inter_op_threads=self.inter_op_threads,

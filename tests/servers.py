@@ -4,7 +4,6 @@ readiness with a deadline and stopped by PID."""
 from __future__ import annotations
 
 import contextlib
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -47,16 +46,3 @@ def wait_loaded(client: TestClient, deadline_s: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("models still loading")
         time.sleep(0.02)
-
-
-def worker_pids(log: Path, pattern: str) -> set[str]:
-    """PIDs of the worker processes that logged a line matching `pattern` (the worker log format names them)."""
-    return set(re.findall(r"\[(\d+)\] " + pattern, log.read_text(errors="replace")))
-
-
-def wait_workers_ready(log: Path, workers: int, deadline_s: float = 60.0) -> None:
-    """Readiness answers from one worker; the log says when every worker has loaded its models."""
-    deadline = time.monotonic() + deadline_s
-    while len(worker_pids(log, r"service\.repository: serving \[")) < workers:
-        assert time.monotonic() < deadline, f"not every worker loaded its models:\n{log.read_text()[-3000:]}"
-        time.sleep(0.1)

@@ -14,8 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
-from servers import Server, run_service, wait_workers_ready
+from servers import Server, run_service
 
+from distill_bench.server import wait_workers
 from service.card import read_card
 
 STUDENT = "tiny-student"
@@ -28,7 +29,7 @@ def multi_server(model_repo: Path, tmp_path: Path) -> Iterator[tuple[Server, Pat
     folder = tmp_path / "prometheus-multiproc"  # given, so the test can read each worker's own files
     env = {"DISTILL_WORKERS": str(WORKERS), "PROMETHEUS_MULTIPROC_DIR": str(folder)}
     with run_service(model_repo, tmp_path / "service.log", env=env) as running:
-        wait_workers_ready(running.log, WORKERS)
+        wait_workers(running.log, WORKERS)
         yield running, folder
 
 

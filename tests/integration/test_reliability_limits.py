@@ -10,12 +10,13 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 from servers import Server, run_service
+
+from distill_bench.server import rss_bytes
 
 LIMIT = 8 << 20  # the default max_body_bytes
 PATHS = ["/v2/models/tiny-student/infer", "/v1/classify"]
@@ -90,13 +91,6 @@ def bomb_png() -> bytes:
     """A PNG header declaring 60000 x 60000 greyscale pixels, with no data after it."""
     header = b"IHDR" + struct.pack(">IIBBBBB", 60_000, 60_000, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + header + struct.pack(">I", zlib.crc32(header))
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def test_memory_stays_bounded_under_bad_input(limited: Server) -> None:

@@ -17,8 +17,10 @@ import httpx
 import numpy as np
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from servers import Server, run_service, wait_workers_ready, worker_pids
+from servers import Server, run_service
 from tiny_models import add_model, slow_model
+
+from distill_bench.server import wait_workers, worker_pids
 
 QUEUE = 4
 
@@ -168,11 +170,11 @@ def test_sigterm_to_the_parent_drains_every_worker(slow_repo: Path, tmp_path: Pa
         run_service(slow_repo, tmp_path / "workers.log", env) as server,
         concurrent.futures.ThreadPoolExecutor(8) as pool,
     ):
-        wait_workers_ready(server.log, workers)
+        wait_workers(server.log, workers)
         in_flight = _start_in_flight(server, pool, 8)
         os.kill(server.pid, signal.SIGTERM)  # uvicorn's supervisor passes it on to each worker
         signalled = time.monotonic()
-        draining: set[str] = set()
+        draining: list[int] = []
         while len(draining) < workers:  # each worker logs the start of its drain, with its PID
             assert time.monotonic() - signalled < 10, f"workers {draining} drained:\n{server.log.read_text()[-3000:]}"
             time.sleep(0.05)
@@ -184,7 +186,7 @@ def test_sigterm_to_the_parent_drains_every_worker(slow_repo: Path, tmp_path: Pa
         while alive(server.pid):
             assert time.monotonic() - signalled < drain_s + bound_s + 10
             time.sleep(0.05)
-    assert not any(alive(int(pid)) for pid in draining)
+    assert not any(alive(pid) for pid in draining)
 
 
 def test_shutdown_is_bounded_when_in_flight_requests_take_too_long(slow_repo: Path, tmp_path: Path) -> None:
