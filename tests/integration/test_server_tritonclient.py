@@ -79,7 +79,8 @@ def test_bad_input_is_a_client_error(client: triton.InferenceServerClient) -> No
 def test_full_queue_answers_503_with_retry_after(model_repo: Path, tmp_path: Path) -> None:
     add_model(model_repo, "slow", slow_model(depth=60), "teacher")
     env = {"DISTILL_MODEL_OVERRIDES": '{"slow": {"max_batch_size": 1, "max_queue_size": 1}}'}
-    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 1, 28, 28], "data": [0.0] * 784}]}
+    rows = 16  # ~50 ms of the slow model per request here, so the 12 requests overlap however slowly they connect
+    body = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [rows, 1, 28, 28], "data": [0.0] * 784 * rows}]}
     with run_service(model_repo, tmp_path / "slow.log", env) as server:
         url = f"{server.url}/v2/models/slow/infer"
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
