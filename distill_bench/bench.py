@@ -9,6 +9,7 @@ connections; 1 connection is the sequential latency.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from tritonclient.http import InferenceServerClient, InferInput, InferRequestedO
 from distill_bench.machine import machine
 from distill_bench.pair import Pair, student_and_teacher
 from distill_bench.samples import load_test_images
-from distill_bench.scrape import parse_samples, total
+from distill_bench.scrape import Samples, delta, parse_samples, total
 from distill_bench.server import (
     RunningService,
     cpu_seconds,
@@ -62,6 +63,7 @@ class TargetResult:
     runs: list[WrkResult] = field(default_factory=list)
     service_counted: float | None = None  # requests the service's metrics saw during the target's runs
     service_cpu_s: float | None = None  # CPU the service's processes used during the target's runs
+    handler_us: dict[int, dict[str, float]] = field(default_factory=dict)  # connections -> handler_means_us
 
     def at(self, connections: int) -> WrkResult:
         return next(r for r in self.runs if r.connections == connections)
@@ -130,15 +132,19 @@ def in_process(card: ModelCard, onnx_path: Path, x: np.ndarray, seconds: float) 
     }
 
 
+def _report(name: str, run: WrkResult) -> None:
+    print(
+        f"  {name:<28} c={run.connections:<3} {run.requests_per_s:9.0f} req/s  "
+        f"p50 {run.latency_us[50.0]:7.0f} us  p99 {run.latency_us[99.0]:7.0f} us",
+        flush=True,
+    )
+
+
 def _sweep(name: str, url: str, request: Request, settings: BenchSettings) -> TargetResult:
     result = TargetResult(name)
     for connections in settings.connections:
         run = run_wrk(url, request, connections, settings.duration_s)
-        print(
-            f"  {name:<28} c={connections:<3} {run.requests_per_s:9.0f} req/s  "
-            f"p50 {run.latency_us[50.0]:7.0f} us  p99 {run.latency_us[99.0]:7.0f} us",
-            flush=True,
-        )
+        _report(name, run)
         result.runs.append(run)
     return result
 
@@ -167,18 +173,54 @@ def _floor(settings: BenchSettings, request: Request) -> TargetResult:
         return _sweep("floor", floor.url, request, settings)
 
 
+def handler_means_us(change: Samples, model: str) -> dict[str, float]:
+    """Per request inside the service over one run, from its metrics: the whole handler (parse to response),
+    the time queued in the batcher, and the model's compute per onnxruntime run (per request at 1 connection,
+    where every run holds one request)."""
+
+    def mean_us(histogram: str, **labels: str) -> float:
+        count = total(change, f"{histogram}_count", **labels)
+        return total(change, f"{histogram}_sum", **labels) / count * 1e6 if count else math.nan
+
+    return {
+        "handler": mean_us("distill_request_duration_seconds", endpoint="infer", model=model),
+        "queue": mean_us("distill_queue_duration_seconds", model=model),
+        "compute": mean_us("distill_inference_duration_seconds", model=model),
+    }
+
+
+def _settled(url: str, timeout_s: float = 10.0) -> Samples:
+    """A scrape once the service has answered everything sent so far: when wrk stops, requests still in flight
+    are answered after it, and must not count toward the next run."""
+    samples = parse_samples(fetch(f"{url}/metrics"))
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = parse_samples(fetch(f"{url}/metrics"))
+        done = total(again, "distill_request_duration_seconds_count")
+        if done == total(samples, "distill_request_duration_seconds_count"):
+            return again
+        samples = again
+    return samples
+
+
 def _counted(
     service: RunningService, pids: list[int], card: ModelCard, target: str, request: Request, settings: BenchSettings
 ) -> TargetResult:
-    """One sweep, with what the service's own metrics counted meanwhile (all workers' totals with several) and
-    the CPU time its processes `pids` used."""
-    before = parse_samples(fetch(f"{service.url}/metrics"))
+    """One sweep, with what the service's own metrics saw during each run (all workers' totals with several):
+    the requests it answered and where their time went, and the CPU time its processes `pids` used."""
+    result, counted = TargetResult(target), 0.0
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
-    result = _sweep(target, service.url, request, settings)
+    for connections in settings.connections:
+        before = _settled(service.url)
+        run = run_wrk(service.url, request, connections, settings.duration_s)
+        change = delta(_settled(service.url), before)
+        _report(target, run)
+        result.runs.append(run)
+        counted += total(change, "distill_inference_requests_total", model=card.name)
+        result.handler_us[connections] = handler_means_us(change, card.name)
     result.service_cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu_before
-    after = parse_samples(fetch(f"{service.url}/metrics"))
-    name = "distill_inference_requests_total"
-    result.service_counted = total(after, name, model=card.name) - total(before, name, model=card.name)
+    result.service_counted = counted
     return result
 
 
@@ -242,6 +284,7 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
                 "name": t.name,
                 "service_counted": t.service_counted,
                 "service_cpu_s": t.service_cpu_s,
+                "handler_us": t.handler_us,
                 "runs": [asdict(r) for r in t.runs],
             }
             for t in targets

@@ -120,6 +120,56 @@ def _workers(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _handler(data: dict[str, Any], target: str, connections: int) -> dict[str, float] | None:
+    entry = next(t for t in data["targets"] if t["name"] == target)
+    means: dict[str, float] | None = entry.get("handler_us", {}).get(str(connections))
+    return means
+
+
+def time_budget(data: dict[str, Any]) -> list[str]:
+    """Where a lone request's time goes (1 connection, batching on): the HTTP round trip that the floor pays
+    too, the service's own code, and the model. From means: wrk's end to end, the service's metrics inside."""
+    if _handler(data, "student json batching on", 1) is None:  # a run recorded before per-run metrics
+        return []
+    floor = float(_run(data, "floor", 1)["latency_mean_us"])
+    lines = [
+        "## Where a lone request's time goes (1 connection)",
+        "",
+        "Means in microseconds. End to end is wrk's; the floor's is the HTTP round trip with the same body and a "
+        "constant answer, which every service on this machine pays. Inside the service, from its metrics: the "
+        "handler (parse to response), the batcher's queue and the model's onnxruntime run; our code is the "
+        "handler less the other two. Outside the handler is what uvicorn, the kernel and wrk add.",
+        "",
+        "| target | end to end p50 | end to end | floor | outside the handler | handler | model run | queue "
+        "| our code |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    compute: dict[str, float] = {}
+    for role in ("student", "teacher"):
+        for encoding in ("json", "binary"):
+            target = f"{role} {encoding} batching on"
+            run, inside = _run(data, target, 1), _handler(data, target, 1)
+            assert inside is not None
+            e2e = float(run["latency_mean_us"])
+            outside = e2e - inside["handler"]
+            ours = inside["handler"] - inside["compute"] - inside["queue"]
+            compute.setdefault(role, inside["compute"])
+            lines.append(
+                f"| {target} | {run['latency_us']['50.0']:.0f} | {e2e:.0f} | {floor:.0f} | {outside:.0f} "
+                f"| {inside['handler']:.0f} | {inside['compute']:.0f} | {inside['queue']:.0f} | {ours:.0f} |"
+            )
+    best = (floor + compute["teacher"]) / (floor + compute["student"])
+    lines += [
+        "",
+        f"A service whose own code cost nothing would still pay the floor's round trip on every request: its "
+        f"teacher/student ratio at 1 connection would be (floor + teacher run) / (floor + student run) = "
+        f"({floor:.0f} + {compute['teacher']:.0f}) / ({floor:.0f} + {compute['student']:.0f}) = **{best:.2f}**, "
+        "with the model runs as the service measured them (caches cold between requests).",
+        "",
+    ]
+    return lines
+
+
 def _losses(data: dict[str, Any]) -> list[str]:
     lines = [
         "| target | wrk responses (all connections) | socket errors | non-2xx | service counted |",
@@ -221,11 +271,21 @@ def write_bench_report(data: dict[str, Any], out: Path) -> None:
             f"| {role} | {limit['runs_per_s_one_core']:.0f} | {limit['p50_us']:.1f} | {limit['p99_us']:.1f} | "
             f"{single:.1f} | {full:.1f} | {single / full:.2f}x |"
         )
+    teacher = data["in_process"]["teacher"]
+    in_process_gain = teacher["us_per_row_batch_1"] / teacher["us_per_row_full_batch"]
+    served_gain = next(c["ratio"] for c in checks if c["what"].startswith("teacher, 32 connections: throughput"))
+    lines += [
+        "",
+        f"The teacher gains {in_process_gain:.2f}x from batching in process and {served_gain:.2f}x in the service "
+        "(32 connections). Batching makes no row's compute cheaper than the full batch's time per row; past the "
+        "model's own gain it can only save per-run overhead (one thread hand-off per batch instead of per request).",
+    ]
     rss = ", ".join(f"batching {k}: {v:.0f} MB" for k, v in data["rss_mb_after_load"].items())
     lines += [
         "",
         f"Service RSS after its load: {rss} (goal: under 250 MB).",
         "",
+        *time_budget(data),
         *_workers(data),
         "## Nothing lost",
         "",

@@ -31,8 +31,9 @@ done = function(summary, latency, requests)
   end
   io.write(string.format(
     'WRK_JSON{{"requests":%d,"duration_us":%d,"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d,'
-    .. '"latency_us":{{%s}}}}\\n',
-    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout, table.concat(parts, ",")))
+    .. '"latency_mean_us":%.1f,"latency_us":{{%s}}}}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout, latency.mean,
+    table.concat(parts, ",")))
 end
 """
 
@@ -54,6 +55,7 @@ class WrkResult:
     socket_errors: int  # connect + read + write + timeout: requests that got no response
     non_2xx: int  # responses with a status >= 400 (wrk counts these, and they are answers, not losses)
     latency_us: dict[float, float]  # percentile (percent) -> microseconds
+    latency_mean_us: float
 
     @property
     def requests_per_s(self) -> float:
@@ -84,4 +86,5 @@ def run_wrk(url: str, request: Request, connections: int, duration_s: int) -> Wr
         socket_errors=data["connect"] + data["read"] + data["write"] + data["timeout"],
         non_2xx=data["status"],
         latency_us={float(p): float(v) for p, v in data["latency_us"].items()},
+        latency_mean_us=float(data["latency_mean_us"]),
     )

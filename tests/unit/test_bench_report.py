@@ -1,0 +1,76 @@
+"""The benchmark's time budget of a lone request: means from the service's metrics, and the report's arithmetic."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from distill_bench.bench import handler_means_us
+from distill_bench.bench_report import time_budget
+from distill_bench.scrape import delta, parse_samples
+
+
+def _scrape(requests: int, handler_s: float, queue_s: float, compute_s: float) -> str:
+    """The three histograms' _sum and _count, as the service exposes them (one model, one role)."""
+    return "\n".join(
+        [
+            "# TYPE distill_request_duration_seconds histogram",
+            f'distill_request_duration_seconds_sum{{endpoint="infer",model="s"}} {handler_s}',
+            f'distill_request_duration_seconds_count{{endpoint="infer",model="s"}} {requests}',
+            # another endpoint and another model: not ours
+            'distill_request_duration_seconds_sum{endpoint="classify",model="s"} 9.0',
+            'distill_request_duration_seconds_count{endpoint="classify",model="s"} 3',
+            'distill_request_duration_seconds_sum{endpoint="infer",model="t"} 9.0',
+            'distill_request_duration_seconds_count{endpoint="infer",model="t"} 3',
+            "# TYPE distill_queue_duration_seconds histogram",
+            f'distill_queue_duration_seconds_sum{{model="s"}} {queue_s}',
+            f'distill_queue_duration_seconds_count{{model="s"}} {requests}',
+            "# TYPE distill_inference_duration_seconds histogram",
+            f'distill_inference_duration_seconds_sum{{model="s",role="student"}} {compute_s}',
+            f'distill_inference_duration_seconds_count{{model="s",role="student"}} {requests}',
+            "",
+        ]
+    )
+
+
+def test_handler_means_are_per_request_over_one_run_only() -> None:
+    before = parse_samples(_scrape(100, 1.0, 0.5, 0.2))
+    after = parse_samples(_scrape(1100, 1.2, 0.52, 0.25))  # 1000 requests: 200 ms, 20 ms, 50 ms in all
+    means = handler_means_us(delta(after, before), "s")
+    assert means == pytest.approx({"handler": 200.0, "queue": 20.0, "compute": 50.0})
+
+
+def test_a_run_without_requests_has_no_means() -> None:
+    same = parse_samples(_scrape(100, 1.0, 0.5, 0.2))
+    assert all(math.isnan(v) for v in handler_means_us(delta(same, same), "s").values())
+
+
+def _target(name: str, e2e_p50: float, e2e_mean: float, handler: dict[str, float] | None) -> dict[str, Any]:
+    run = {"connections": 1, "latency_mean_us": e2e_mean, "latency_us": {"50.0": e2e_p50}}
+    return {"name": name, "runs": [run], **({"handler_us": {"1": handler}} if handler else {})}
+
+
+def test_time_budget_splits_a_lone_request_and_bounds_the_ratio() -> None:
+    student = {"handler": 200.0, "queue": 20.0, "compute": 50.0}
+    teacher = {"handler": 900.0, "queue": 20.0, "compute": 550.0}
+    data = {
+        "targets": [
+            _target("floor", 180.0, 200.0, None),
+            _target("student json batching on", 400.0, 420.0, student),
+            _target("student binary batching on", 380.0, 400.0, student),
+            _target("teacher json batching on", 1050.0, 1100.0, teacher),
+            _target("teacher binary batching on", 1050.0, 1100.0, teacher),
+        ]
+    }
+    text = "\n".join(time_budget(data))
+    # end to end p50, mean, floor, outside the handler (420 - 200), handler, run, queue, our code (200 - 50 - 20)
+    assert "| student json batching on | 400 | 420 | 200 | 220 | 200 | 50 | 20 | 130 |" in text
+    assert "| teacher json batching on | 1050 | 1100 | 200 | 200 | 900 | 550 | 20 | 330 |" in text
+    assert f"**{(200 + 550) / (200 + 50):.2f}**" in text  # the ratio of a service whose own code cost nothing
+
+
+def test_time_budget_is_left_out_for_a_run_recorded_without_metrics() -> None:
+    data = {"targets": [_target("floor", 1, 1, None), _target("student json batching on", 1, 1, None)]}
+    assert time_budget(data) == []
