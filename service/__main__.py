@@ -42,14 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     from service.app import create_app  # not at the top: a multi-worker parent never builds the app (less RSS)
 
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=settings.shutdown_timeout_s,
-    )
+    uvicorn.run(create_app(settings), **settings.uvicorn_options())
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -66,6 +66,12 @@ class Settings(BaseSettings):
         default="info", description="Log level of the service and uvicorn."
     )
     access_log: bool = Field(default=False, description="Log every request (costs throughput).")
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio",
+        description="The event loop uvicorn runs. Far past capacity, asyncio answers requests in arrival order, "
+        "while uvloop let 1% wait seconds behind newer ones (wrk, 1024 connections, the default student: p99 "
+        "3.3 s against 0.41 s). At 1 and 32 connections the two were as fast as each other here.",
+    )
     workers: int = Field(
         default=1,
         ge=1,
@@ -164,6 +170,17 @@ class Settings(BaseSettings):
         if self.student is not None and self.student == self.teacher:
             raise ValueError("student and teacher must be different models")
         return self
+
+    def uvicorn_options(self) -> dict[str, Any]:
+        """What every uvicorn server of the service runs with, one process or several."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "log_level": self.log_level,
+            "access_log": self.access_log,
+            "loop": self.event_loop,
+            "timeout_graceful_shutdown": self.shutdown_timeout_s,  # each worker drains and shuts down on its own
+        }
 
     def batching_for(self, model: str) -> BatchConfig:
         o = self.model_overrides.get(model, ModelOverrides())

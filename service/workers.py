@@ -59,16 +59,7 @@ def run_workers(settings: Settings) -> None:
     with metrics_dir() as folder:
         os.environ[MULTIPROC_ENV] = str(folder)
         os.environ[SETTINGS_ENV] = settings.model_dump_json()
-        uvicorn.run(
-            "service.workers:worker_app",
-            factory=True,
-            workers=settings.workers,
-            host=settings.host,
-            port=settings.port,
-            log_level=settings.log_level,
-            access_log=settings.access_log,
-            timeout_graceful_shutdown=settings.shutdown_timeout_s,  # each worker drains and shuts down on its own
-        )
+        uvicorn.run("service.workers:worker_app", factory=True, workers=settings.workers, **settings.uvicorn_options())
 
 
 def worker_app() -> FastAPI:
