@@ -13,7 +13,7 @@ import math
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from service.card import ModelCard, model_path
 from service.settings import Settings, available_cores
 
 CONNECTIONS = (1, 8, 32, 64)
+OVERLOAD = (256, 1024)  # connections far past what the student saturates at: shedding, and order of service
 MAX_BATCH = Settings().max_batch_size  # the service's default full batch
 BATCHING = {"on": {}, "off": {"DISTILL_MAX_BATCH_SIZE": "1"}}
 WORKERS = 2
@@ -218,6 +219,7 @@ def _counted(
         _report(target, run)
         result.runs.append(run)
         counted += total(change, "distill_inference_requests_total", model=card.name)
+        counted += total(change, "distill_requests_shed_total", endpoint="infer")  # 503 before reaching the model
         result.handler_us[connections] = handler_means_us(change, card.name)
     result.service_cpu_s = sum(cpu_seconds(pid) for pid in pids) - cpu_before
     result.service_counted = counted
@@ -272,6 +274,11 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
     for batching, env in BATCHING.items():
         with serve(settings.models, raw / f"service-batching-{batching}.log", env=env) as service:
             targets += list(_service_targets(service, pair, requests, batching, settings))
+            if batching == "on":
+                far = replace(settings, connections=OVERLOAD)
+                student = pair.student
+                json_body = requests[student.name]["json"]
+                targets.append(_counted(service, [service.pid], student, "student json overload", json_body, far))
             rss[batching] = rss_mb(service.pid)
     worker_targets, worker_rss = _worker_targets(settings.models, pair.student, requests[pair.student.name], settings)
     targets += worker_targets

@@ -170,6 +170,32 @@ def time_budget(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+def overload(data: dict[str, Any]) -> list[str]:
+    """The student far past capacity: how many were refused, and whether the rest were answered in turn."""
+    entry = next((t for t in data["targets"] if t["name"] == "student json overload"), None)
+    if entry is None:  # a run recorded before the overload target
+        return []
+    lines = [
+        "## Far past capacity (the student, JSON)",
+        "",
+        "A closed loop of many connections: each request waits about connections / throughput (the fair wait) if "
+        "requests are answered in turn. Past `max_inflight_requests` (512) or a full batcher queue the answer is "
+        "503 with `Retry-After`; wrk counts those among the responses, and its latencies include them.",
+        "",
+        "| connections | req/s | p50 (ms) | p99 (ms) | fair wait (ms) | p99 / fair wait | refused (non-2xx) "
+        "| socket errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in entry["runs"]:
+        fair_ms = run["connections"] / _rps(run) * 1e3
+        p50, p99 = run["latency_us"]["50.0"] / 1e3, run["latency_us"]["99.0"] / 1e3
+        lines.append(
+            f"| {run['connections']} | {_rps(run):.0f} | {p50:.1f} | {p99:.1f} | {fair_ms:.1f} | {p99 / fair_ms:.2f} "
+            f"| {run['non_2xx']} | {run['socket_errors']} |"
+        )
+    return [*lines, ""]
+
+
 def _losses(data: dict[str, Any]) -> list[str]:
     lines = [
         "| target | wrk responses (all connections) | socket errors | non-2xx | service counted |",
@@ -286,11 +312,13 @@ def write_bench_report(data: dict[str, Any], out: Path) -> None:
         f"Service RSS after its load: {rss} (goal: under 250 MB).",
         "",
         *time_budget(data),
+        *overload(data),
         *_workers(data),
         "## Nothing lost",
         "",
         "wrk counts the responses it received; socket errors are requests that got none. The service counts "
-        "every inference request it answered (`distill_inference_requests_total`); it may count up to one "
+        "every inference request it answered (`distill_inference_requests_total`, plus `distill_requests_shed_total` "
+        "for those refused before reaching a model); it may count up to one "
         "request per connection more than wrk, answered after wrk stopped listening.",
         "",
         *_losses(data),

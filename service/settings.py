@@ -179,6 +179,7 @@ class Settings(BaseSettings):
             "log_level": self.log_level,
             "access_log": self.access_log,
             "loop": self.event_loop,
+            "http": "service.protocol:NoDelayHttpToolsProtocol",
             "timeout_graceful_shutdown": self.shutdown_timeout_s,  # each worker drains and shuts down on its own
         }
 

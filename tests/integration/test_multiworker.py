@@ -107,3 +107,14 @@ def test_metrics_sum_every_worker(multi_server: tuple[Server, Path], model_repo:
         assert total(samples, "distill_model_eval_accuracy", model=name) == pytest.approx(record.test_accuracy)
         assert total(samples, "distill_model_parameters", model=name) == record.parameters
         assert total(samples, "distill_model_size_bytes", model=name) == record.size_bytes
+
+
+def test_a_keep_alive_connection_is_not_held_up_by_nagle(multi_server: tuple[Server, Path]) -> None:
+    """uvicorn writes headers and body separately; with Nagle on, the body waits for the client's delayed
+    acknowledgement (40 ms on Linux), and the workers' connections had it on. A tiny model answers in about a
+    millisecond here, so a median near 40 ms can only be that stall."""
+    server, _ = multi_server
+    body = infer_body()
+    with httpx.Client(base_url=server.url, timeout=30) as client:  # one connection, kept alive
+        times = [client.post(f"/v2/models/{STUDENT}/infer", json=body).elapsed.total_seconds() for _ in range(15)]
+    assert sorted(times)[len(times) // 2] < 0.02, times

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from distill_bench.bench import handler_means_us
-from distill_bench.bench_report import time_budget
+from distill_bench.bench_report import overload, time_budget
 from distill_bench.scrape import delta, parse_samples
 
 
@@ -74,3 +74,11 @@ def test_time_budget_splits_a_lone_request_and_bounds_the_ratio() -> None:
 def test_time_budget_is_left_out_for_a_run_recorded_without_metrics() -> None:
     data = {"targets": [_target("floor", 1, 1, None), _target("student json batching on", 1, 1, None)]}
     assert time_budget(data) == []
+
+
+def test_overload_compares_the_p99_with_the_fair_wait() -> None:
+    run = {"connections": 1000, "requests": 20000, "duration_s": 5.0, "non_2xx": 300, "socket_errors": 0}
+    run["latency_us"] = {"50.0": 240_000.0, "99.0": 375_000.0}  # 4000 req/s: a fair wait of 250 ms
+    text = "\n".join(overload({"targets": [{"name": "student json overload", "runs": [run]}]}))
+    assert "| 1000 | 4000 | 240.0 | 375.0 | 250.0 | 1.50 | 300 | 0 |" in text
+    assert overload({"targets": []}) == []
