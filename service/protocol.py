@@ -2,8 +2,9 @@
 
 uvicorn writes a response's headers and its body in two writes. With Nagle on, the body waits for the client to
 acknowledge the headers, and clients delay that acknowledgement (40 ms on Linux): every request then takes 40 ms.
-asyncio turns Nagle off only on sockets it created itself, and uvicorn's worker processes serve a listening
-socket created by uvicorn, whose connections keep Nagle on (2 workers here: 44 ms per request at any load).
+asyncio turns Nagle off only where the socket object names TCP as its protocol; uvicorn creates the listening
+socket of its worker processes without naming it, so their connections kept Nagle on (2 workers on asyncio here:
+44 ms per request at any load).
 """
 
 from __future__ import annotations
