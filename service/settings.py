@@ -70,8 +70,9 @@ class Settings(BaseSettings):
         default="asyncio",
         description="The event loop uvicorn runs. Far past capacity, asyncio answers requests in arrival order, "
         "while uvloop let 1% wait seconds behind newer ones (wrk, 1024 connections, the default student: p99 "
-        "3.3 s against 0.41 s). The price, in paired runs here: 0-7% less throughput at 32 connections, the "
-        "same latency at 1.",
+        "3.3 s against 0.41 s). The price, in paired runs here: 0-7% less throughput under wrk at 32 "
+        "connections, 4-12% under the soak's locust mix, the same latency at 1 connection. Behind a proxy that "
+        "limits connections, uvloop is the faster choice.",
     )
     workers: int = Field(
         default=1,
