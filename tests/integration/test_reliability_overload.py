@@ -120,8 +120,8 @@ def test_past_the_inflight_bound_requests_are_shed_before_their_body_is_read(slo
 @pytest.mark.skipif(not wrk_available(), reason="wrk is not installed (make system-deps installs it)")
 def test_far_past_capacity_requests_are_answered_in_turn(model_repo: Path, tmp_path: Path) -> None:
     """1024 connections in a closed loop on a fast model: parsing on the event loop is the bottleneck, and each
-    request waits about connections / throughput. None may wait many times that behind newer requests (uvloop
-    let 1% wait 12 times as long here; hence the asyncio loop)."""
+    request waits about connections / throughput (the fair wait) when answered in turn. Under uvloop the p99 was
+    13 times the fair wait here, as older requests waited behind newer ones; hence the asyncio loop."""
     connections = 1024
     body = orjson.dumps(infer_body(1))
     request = Request("/v2/models/tiny-student/infer", body, {"Content-Type": "application/json"})
@@ -132,7 +132,7 @@ def test_far_past_capacity_requests_are_answered_in_turn(model_repo: Path, tmp_p
     p99_s = result.latency_us[99.0] / 1e6
     print(f"{result.requests_per_s:.0f} req/s, fair wait {fair_wait_s * 1e3:.0f} ms, p99 {p99_s * 1e3:.0f} ms")
     assert result.socket_errors == 0 and served > connections
-    assert p99_s < 3 * fair_wait_s
+    assert p99_s < 4 * fair_wait_s  # asyncio: 1.5x here; uvloop: 13x
 
 
 def _start_in_flight(
