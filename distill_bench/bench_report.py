@@ -179,8 +179,8 @@ def overload(data: dict[str, Any]) -> list[str]:
         "## Far past capacity (the student, JSON)",
         "",
         "A closed loop of many connections: each request waits about connections / throughput (the fair wait) if "
-        "requests are answered in turn. Past `max_inflight_requests` (default 512) or a full batcher queue the answer is "
-        "503 with `Retry-After`; wrk counts those among the responses, and its latencies include them.",
+        "requests are answered in turn. Past `max_inflight_requests` (default 512) or a full batcher queue the "
+        "answer is 503 with `Retry-After`; wrk counts those among the responses, and its latencies include them.",
         "",
         "| connections | req/s | p50 (ms) | p99 (ms) | fair wait (ms) | p99 / fair wait | refused (non-2xx) "
         "| socket errors |",
