@@ -29,6 +29,7 @@ from distill_bench.scrape import Samples, delta, parse_samples, total
 from distill_bench.server import (
     RunningService,
     cpu_seconds,
+    ensure_open_files,
     fetch,
     free_port,
     rss_bytes,
@@ -270,11 +271,14 @@ def run_bench(settings: BenchSettings) -> dict[str, Any]:
         for card in (pair.student, pair.teacher)
     }
     targets = [_floor(settings, requests[pair.student.name]["json"])]
+    overload = ensure_open_files(4 * max(OVERLOAD))  # before any server starts: they inherit the limit
+    if not overload:
+        print(f"no overload runs: they need {4 * max(OVERLOAD)} open files, above the hard limit (ulimit -Hn)")
     rss: dict[str, float] = {}
     for batching, env in BATCHING.items():
         with serve(settings.models, raw / f"service-batching-{batching}.log", env=env) as service:
             targets += list(_service_targets(service, pair, requests, batching, settings))
-            if batching == "on":
+            if batching == "on" and overload:
                 far = replace(settings, connections=OVERLOAD)
                 student = pair.student
                 json_body = requests[student.name]["json"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -84,6 +85,17 @@ def serve(
         [*command, *extra_args], f"http://127.0.0.1:{port}", "/v2/health/ready", log, env, ready_timeout_s
     ) as s:
         yield s
+
+
+def ensure_open_files(needed: int) -> bool:
+    """Raise this process's soft limit on open files to `needed` (processes started later inherit it); False
+    where the hard limit is lower. wrk and the server each hold a socket per connection."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return False
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return True
 
 
 def cpu_seconds(pid: int) -> float:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
-import resource
 import signal
 import statistics
 import time
@@ -22,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import Server, run_service
 from tiny_models import add_model, slow_model
 
-from distill_bench.server import wait_workers, worker_pids
+from distill_bench.server import ensure_open_files, wait_workers, worker_pids
 from distill_bench.wrk import Request, run_wrk, wrk_available
 
 QUEUE = 4
@@ -124,12 +123,8 @@ def test_far_past_capacity_requests_are_answered_in_turn(model_repo: Path, tmp_p
     request waits about connections / throughput (the fair wait) when answered in turn. Under uvloop the p99 was
     13 times the fair wait here, as older requests waited behind newer ones; hence the asyncio loop."""
     connections = 1024
-    files = 4 * connections  # wrk and the server each hold a socket per connection, and more besides
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard != resource.RLIM_INFINITY and hard < files:
-        pytest.skip(f"needs {files} open files; this machine's hard limit is {hard}")
-    if soft != resource.RLIM_INFINITY and soft < files:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (files, hard))  # wrk and the server inherit it
+    if not ensure_open_files(4 * connections):
+        pytest.skip(f"needs {4 * connections} open files; this machine's hard limit is lower (ulimit -Hn)")
     body = orjson.dumps(infer_body(1))
     request = Request("/v2/models/tiny-student/infer", body, {"Content-Type": "application/json"})
     with run_service(model_repo, tmp_path / "fair.log") as server:
