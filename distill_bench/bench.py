@@ -213,10 +213,11 @@ def _counted(
     the requests it answered and where their time went, and the CPU time its processes `pids` used."""
     result, counted = TargetResult(target), 0.0
     cpu_before = sum(cpu_seconds(pid) for pid in pids)
+    before = _settled(service.url)
     for connections in settings.connections:
-        before = _settled(service.url)
         run = run_wrk(service.url, request, connections, settings.duration_s)
-        change = delta(_settled(service.url), before)
+        after = _settled(service.url)  # also the start of the next run: nothing is sent in between
+        change, before = delta(after, before), after
         _report(target, run)
         result.runs.append(run)
         counted += total(change, "distill_inference_requests_total", model=card.name)

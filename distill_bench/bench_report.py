@@ -27,12 +27,17 @@ def _rps(run: dict[str, Any]) -> float:
     return float(run["requests"]) / float(run["duration_s"])
 
 
+def _teacher_runs_32(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The teacher's JSON runs at 32 connections, batching on and off."""
+    return _run(data, "teacher json batching on", 32), _run(data, "teacher json batching off", 32)
+
+
 def ratios(data: dict[str, Any]) -> list[dict[str, Any]]:
     """Each target of the issue as (what, measured ratio, goal, met); every ratio is from this one run."""
     floor = _rps(_run(data, "floor", 32))
     student_seq = _run(data, "student json batching on", 1)["latency_us"]["50.0"]
     teacher_seq = _run(data, "teacher json batching on", 1)["latency_us"]["50.0"]
-    on, off = _run(data, "teacher json batching on", 32), _run(data, "teacher json batching off", 32)
+    on, off = _teacher_runs_32(data)
     rows = [
         (
             "student JSON, 32 connections: throughput / floor",
@@ -291,20 +296,21 @@ def write_bench_report(data: dict[str, Any], out: Path) -> None:
         "| model | runs/s on one core | p50 (us) | p99 (us) | us/row, batch 1 | us/row, full batch | batching gain |",
         "|---|---|---|---|---|---|---|",
     ]
+    gains: dict[str, float] = {}
     for role, limit in data["in_process"].items():
         single, full = limit.get("us_per_row_batch_1", math.nan), limit.get("us_per_row_full_batch", math.nan)
+        gains[role] = single / full
         lines.append(
             f"| {role} | {limit['runs_per_s_one_core']:.0f} | {limit['p50_us']:.1f} | {limit['p99_us']:.1f} | "
-            f"{single:.1f} | {full:.1f} | {single / full:.2f}x |"
+            f"{single:.1f} | {full:.1f} | {gains[role]:.2f}x |"
         )
-    teacher = data["in_process"]["teacher"]
-    in_process_gain = teacher["us_per_row_batch_1"] / teacher["us_per_row_full_batch"]
-    served_gain = next(c["ratio"] for c in checks if c["what"].startswith("teacher, 32 connections: throughput"))
+    on, off = _teacher_runs_32(data)
     lines += [
         "",
-        f"The teacher gains {in_process_gain:.2f}x from batching in process and {served_gain:.2f}x in the service "
-        "(32 connections). Batching makes no row's compute cheaper than the full batch's time per row; past the "
-        "model's own gain it can only save per-run overhead (one thread hand-off per batch instead of per request).",
+        f"The teacher gains {gains['teacher']:.2f}x from batching in process and {_rps(on) / _rps(off):.2f}x in the "
+        "service (32 connections). Batching makes no row's compute cheaper than the full batch's time per row; "
+        "past the model's own gain it can only save per-run overhead (one thread hand-off per batch instead of per "
+        "request).",
     ]
     rss = ", ".join(f"batching {k}: {v:.0f} MB" for k, v in data["rss_mb_after_load"].items())
     lines += [
