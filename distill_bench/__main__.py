@@ -11,10 +11,11 @@ from distill_bench.bench import BenchSettings, run_bench
 from distill_bench.bench_report import write_bench_report
 from distill_bench.demo import run_demo
 from distill_bench.load import LoadSettings
-from distill_bench.samples import DEFAULT_DATA_DIR, write_pngs
+from distill_bench.samples import write_pngs
 from distill_bench.soak import SoakSettings, run_soak, write_soak_report
 from distill_bench.speedup import write_report
 from distill_bench.wrk import wrk_available
+from modelrepo.dataset import DEFAULT_DATA_DIR
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -38,8 +38,11 @@ from distill_bench.server import (
     wait_workers,
 )
 from distill_bench.wrk import Request, WrkResult, run_wrk
-from service.card import ModelCard, model_path
-from service.settings import Settings, available_cores
+from modelrepo.card import ModelCard
+from modelrepo.host import available_cores
+from modelrepo.layout import model_path
+from modelrepo.onnx import open_session
+from service.settings import Settings
 
 CONNECTIONS = (1, 8, 32, 64)
 OVERLOAD = (256, 1024)  # connections far past what the student saturates at: shedding, and order of service
@@ -96,11 +99,7 @@ def infer_requests(card: ModelCard, x: np.ndarray) -> dict[str, Request]:
 
 
 def _session(onnx_path: Path, threads: int) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the service runs it
-    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    return open_session(onnx_path, intra_op_threads=threads)  # as the service runs it
 
 
 def _run_times_us(session: ort.InferenceSession, feed: dict[str, np.ndarray], seconds: float) -> np.ndarray:

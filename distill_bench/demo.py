@@ -13,7 +13,7 @@ from distill_bench.machine import machine
 from distill_bench.pair import student_and_teacher
 from distill_bench.server import RunningService, cpu_seconds, fetch, serve
 from distill_bench.speedup import write_report
-from service.card import ModelCard
+from modelrepo.card import ModelCard
 
 
 def _summary(card: ModelCard) -> dict[str, Any]:

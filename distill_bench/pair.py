@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.card import CARD_FILE, ModelCard, list_model_dirs, read_card
+from modelrepo.card import ModelCard
+from modelrepo.layout import CARD_FILE, list_model_dirs, read_card
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,8 @@ from typing import Any, Literal, cast
 
 import yaml
 
-DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
-FASHION_MNIST_LABELS = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+from modelrepo.dataset import DEFAULT_DATA_DIR, FASHION_MNIST_LABELS
+
 Precision = Literal["auto", "fp32", "bf16"]
 PROFILES = ("quick", "default")
 

@@ -6,31 +6,16 @@ final numbers. Images are normalised with the mean and std of the training split
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from distill_training.config import DEFAULT_DATA_DIR, DataConfig
-
-DEBIAN_PACKAGE = "dataset-fashion-mnist"
-IDX_FILES = {
-    "train_x": "train-images-idx3-ubyte",
-    "train_y": "train-labels-idx1-ubyte",
-    "test_x": "t10k-images-idx3-ubyte",
-    "test_y": "t10k-labels-idx1-ubyte",
-}
-_IDX_DTYPES: dict[int, np.dtype[Any]] = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-}
+from distill_training.config import DataConfig
+from modelrepo import dataset as idx
+from modelrepo.dataset import DEBIAN_PACKAGE, DEFAULT_DATA_DIR, IDX_FILES, find_idx
 
 
 class DatasetError(Exception):
@@ -47,30 +32,11 @@ def _fix_hint(data_dir: Path) -> str:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (gzip-compressed or raw): magic `0 0 <dtype> <ndim>`, big-endian dims, then data."""
+    """One IDX file (`modelrepo.dataset.read_idx`), its problems as DatasetError (the CLI's error, exit 2)."""
     try:
-        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
-        raise DatasetError(f"cannot read {path}: {err}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise DatasetError(f"{path} is not an IDX file (bad magic number)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(raw) < header:
-        raise DatasetError(f"{path} is not an IDX file (truncated header)")
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    dtype = _IDX_DTYPES[raw[2]]
-    expected = int(np.prod(dims)) * dtype.itemsize
-    if len(raw) - header != expected:
-        raise DatasetError(f"{path} is corrupt: header says {dims} ({expected} bytes), file has {len(raw) - header}")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
-
-
-def _find_idx(data_dir: Path, stem: str) -> Path | None:
-    for name in (stem + ".gz", stem, stem.replace("-idx", ".idx")):
-        if (data_dir / name).is_file():
-            return data_dir / name
-    return None
+        return idx.read_idx(path)
+    except idx.IdxError as err:
+        raise DatasetError(str(err)) from None
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +76,7 @@ def load_raw(data_dir: Path) -> RawSplits:
     """Load IDX files, else train.npz/test.npz, from `data_dir`; raise DatasetError with the fix otherwise."""
     if not data_dir.is_dir():
         raise DatasetError(f"dataset directory {data_dir} does not exist; {_fix_hint(data_dir)}")
-    paths = {key: _find_idx(data_dir, stem) for key, stem in IDX_FILES.items()}
+    paths = {key: find_idx(data_dir, stem) for key, stem in IDX_FILES.items()}
     if all(paths.values()):
         found = [p for p in paths.values() if p is not None]
         arrays = {key: read_idx(p) for key, p in paths.items() if p is not None}

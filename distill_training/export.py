@@ -25,18 +25,9 @@ from torch import nn
 from distill_training.config import ExportConfig
 from distill_training.data import Dataset
 from distill_training.nets import count_parameters, set_memory_format
-from service.card import (
-    Method,
-    ModelCard,
-    Preprocessing,
-    Role,
-    TensorSpec,
-    VersionRecord,
-    model_path,
-    read_card,
-    sha256_file,
-    write_card,
-)
+from modelrepo.card import ModelCard, Preprocessing, Role, TensorSpec, VersionRecord
+from modelrepo.layout import model_path, read_card, sha256_file, write_card
+from modelrepo.onnx import open_session
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -82,11 +73,7 @@ def export_onnx(model: nn.Module, image_shape: tuple[int, int, int], path: Path,
 
 
 def session(path: Path, *, threads: int = 0) -> ort.InferenceSession:
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return open_session(path, intra_op_threads=threads)
 
 
 def onnx_logits(sess: ort.InferenceSession, x: np.ndarray, *, batch_size: int = 1000) -> np.ndarray:
@@ -140,7 +127,7 @@ def publish(
     repo: Path,
     name: str,
     role: Role,
-    method: Method,
+    method: str,
     teacher: str | None,
     source: Path,
     config: dict[str, Any],

@@ -16,7 +16,7 @@ from distill_training.data import Dataset
 from distill_training.nets import Teacher, set_memory_format
 from distill_training.staleness import digest
 from distill_training.train import build_teacher, load_weights
-from service.card import sha256_file
+from modelrepo.layout import sha256_file
 
 Views = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # images (N, C, H, W), labels (N,), teacher logits (N, K)
 

@@ -33,8 +33,7 @@ from distill_training.train import (
     train_teacher,
     trained_student,
 )
-from service.card import Method
-from service.settings import available_cores
+from modelrepo.host import available_cores
 
 T = TypeVar("T")
 METHODS = ("kd", "none")
@@ -214,7 +213,7 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
                 config=training,
             )
         }
-        jobs: list[tuple[str, StudentResult, Path, str, Method]] = [
+        jobs: list[tuple[str, StudentResult, Path, str, str]] = [
             ("student", kd, repo, cfg.student.name, "kd"),
             ("control", control, ctx.run_dir / "export", cfg.student.control_name, "none"),
         ]

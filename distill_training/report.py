@@ -19,6 +19,7 @@ import numpy as np
 from distill_training.config import PipelineConfig
 from distill_training.export import Published
 from distill_training.plots import plot_seeds, plot_tradeoff
+from modelrepo.host import cpu_name
 
 # The targets, for the default profile.
 TEACHER_ACCURACY, STUDENT_ACCURACY, PARAM_RATIO, LATENCY_RATIO, PIPELINE_MINUTES = 0.93, 0.90, 10.0, 20.0, 20.0
@@ -88,17 +89,9 @@ def targets(rows: dict[str, Row], comparison: dict[str, Any], total_seconds: flo
 
 
 def environment(precision: str) -> dict[str, Any]:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "cpu": cpu,
+        "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "precision": precision,
     }

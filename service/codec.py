@@ -17,8 +17,8 @@ import numpy as np
 import orjson
 import simdjson
 
+from modelrepo.datatypes import NUMPY_DTYPES
 from service.errors import BadRequest
-from service.runtime import NUMPY_DTYPES
 
 
 @dataclass(frozen=True)

@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 from prometheus_client import Histogram
 
+from modelrepo.card import TensorSpec
 from service import __version__
 from service.batcher import DynamicBatcher
-from service.card import TensorSpec
 from service.classification import Classifier
 from service.codec import InferRequest, InputTensor, encode_infer_response, parse_infer_request
 from service.errors import BadRequest, InvalidInput, NotReady, PayloadTooLarge

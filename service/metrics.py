@@ -14,7 +14,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from service.card import ModelCard
+from modelrepo.card import ModelCard
 
 # From 10 us to 10 s: a student's run takes tens of microseconds, a queued teacher request seconds.
 LATENCY_BUCKETS = (

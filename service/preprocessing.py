@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from service.card import Preprocessing
+from modelrepo.card import Preprocessing
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge
 
 IMAGE_FORMATS = ["PNG", "JPEG"]

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
+from modelrepo.card import ModelCard
+from modelrepo.layout import CARD_FILE, list_model_dirs, read_card
 from service.batcher import DynamicBatcher
-from service.card import CARD_FILE, ModelCard, list_model_dirs, read_card
 from service.errors import NotFound, NotReady
 from service.metrics import Metrics
 from service.runtime import LoadError, ModelRuntime

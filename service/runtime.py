@@ -9,29 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.card import ModelCard, TensorSpec, model_path, sha256_file
+from modelrepo.card import ModelCard, TensorSpec
+from modelrepo.datatypes import NUMPY_DTYPES, from_onnx
+from modelrepo.layout import model_path, sha256_file
+from modelrepo.onnx import open_session
 from service.settings import ThreadConfig
-
-# v2 protocol datatype <-> numpy dtype (little-endian, as the binary extension sends them).
-NUMPY_DTYPES: dict[str, np.dtype[np.generic]] = {
-    "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"),
-    "UINT16": np.dtype("<u2"),
-    "UINT32": np.dtype("<u4"),
-    "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"),
-    "INT16": np.dtype("<i2"),
-    "INT32": np.dtype("<i4"),
-    "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"),
-    "FP32": np.dtype("<f4"),
-    "FP64": np.dtype("<f8"),
-}
-_ORT_TYPES = {
-    "tensor(bool)": "BOOL", "tensor(uint8)": "UINT8", "tensor(uint16)": "UINT16", "tensor(uint32)": "UINT32",
-    "tensor(uint64)": "UINT64", "tensor(int8)": "INT8", "tensor(int16)": "INT16", "tensor(int32)": "INT32",
-    "tensor(int64)": "INT64", "tensor(float16)": "FP16", "tensor(float)": "FP32", "tensor(double)": "FP64",
-}  # fmt: skip
 
 Tensors = dict[str, np.ndarray]
 
@@ -46,25 +28,12 @@ class RunResult:
     compute_s: float
 
 
-def session_options(threads: ThreadConfig) -> ort.SessionOptions:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads.intra_op_threads
-    options.inter_op_num_threads = threads.inter_op_threads
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    spin = "1" if threads.allow_spinning else "0"
-    # Spinning threads burn idle cores that the other model and the HTTP loop need.
-    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
-    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
-    return options
-
-
 def _check_signature(actual: list[ort.NodeArg], expected: TensorSpec, kind: str) -> None:
     by_name = {arg.name: arg for arg in actual}
     arg = by_name.get(expected.name)
     if arg is None:
         raise LoadError(f"the ONNX {kind}s are {sorted(by_name)}, the card declares {expected.name!r}")
-    datatype = _ORT_TYPES.get(arg.type, arg.type)
+    datatype = from_onnx(arg.type)
     if datatype != expected.datatype:
         raise LoadError(f"ONNX {kind} {expected.name!r} is {datatype}, the card declares {expected.datatype}")
     if len(arg.shape) != len(expected.shape):
@@ -93,8 +62,11 @@ class ModelRuntime:
         if digest != record.sha256:
             raise LoadError(f"sha256 of {path} is {digest}, the card says {record.sha256}: refusing to serve it")
         try:
-            session = ort.InferenceSession(
-                str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+            session = open_session(
+                path,
+                intra_op_threads=threads.intra_op_threads,
+                inter_op_threads=threads.inter_op_threads,
+                allow_spinning=threads.allow_spinning,
             )
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
             raise LoadError(f"onnxruntime cannot load {path}: {exc}") from exc

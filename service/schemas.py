@@ -6,16 +6,11 @@ These models document; the routes return plain dicts (no validation on the hot p
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.runtime import NUMPY_DTYPES
-
-Datatype = Literal[
-    "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64"
-]
-assert set(Datatype.__args__) == set(NUMPY_DTYPES)  # type: ignore[attr-defined]
+from modelrepo.datatypes import DatatypeName as Datatype
 
 
 class ErrorBody(BaseModel):

@@ -12,7 +12,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.card import ModelCard, Preprocessing, TensorSpec, VersionRecord, model_path, sha256_file, write_card
+from modelrepo.card import ModelCard, Preprocessing, TensorSpec, VersionRecord
+from modelrepo.layout import model_path, sha256_file, write_card
 
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 MEAN, STD = 0.2860, 0.3530

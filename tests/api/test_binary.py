@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from tritonclient.http import InferenceServerClient, InferInput, InferRequestedOutput
 
-from service.card import model_path
+from modelrepo.layout import model_path
 
 STUDENT = "tiny-student"
 

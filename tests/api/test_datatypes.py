@@ -14,8 +14,9 @@ from servers import wait_ready
 from tiny_models import LABELS, MEAN, OPSET, STD
 from tritonclient.http import InferenceServerClient, InferInput
 
+from modelrepo.card import ModelCard, Preprocessing, TensorSpec, VersionRecord
+from modelrepo.layout import model_path, sha256_file, write_card
 from service.app import create_app
-from service.card import ModelCard, Preprocessing, TensorSpec, VersionRecord, model_path, sha256_file, write_card
 from service.settings import Settings
 
 WEIGHTS = np.arange(40, dtype=np.float32).reshape(4, 10) / 10

@@ -13,7 +13,7 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 from tiny_models import LABELS, normalise
 
-from service.card import model_path
+from modelrepo.layout import model_path
 
 STUDENT, TEACHER = "tiny-student", "tiny-teacher"
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from servers import wait_loaded, wait_ready
 from tiny_models import add_model, failing_warmup_model, fragile_model, make_card, mlp_student
 
+from modelrepo.layout import model_path, write_card
 from service.app import create_app
-from service.card import model_path, write_card
 from service.settings import Settings
 
 STUDENT, TEACHER = "tiny-student", "tiny-teacher"

@@ -20,7 +20,7 @@ import pytest
 import tritonclient.http as triton
 from compose_stack import API_IMAGE, COMPOSE_FILES, ROOT, Stack, run, wait_for
 
-from service.card import model_path, read_card
+from modelrepo.layout import model_path, read_card
 
 # The first test's setup builds the images and may train the quick models: minutes on a fresh machine.
 pytestmark = pytest.mark.timeout(1800)

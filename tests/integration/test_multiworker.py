@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import Server, run_service
 
 from distill_bench.server import wait_workers
-from service.card import read_card
+from modelrepo.layout import read_card
 
 STUDENT = "tiny-student"
 WORKERS = 2

@@ -16,8 +16,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from distill_training.config import DEFAULT_DATA_DIR, FASHION_MNIST_LABELS
-from service.card import list_model_dirs, model_path, read_card, sha256_file
+from modelrepo.dataset import DEFAULT_DATA_DIR, FASHION_MNIST_LABELS
+from modelrepo.layout import list_model_dirs, model_path, read_card, sha256_file
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow

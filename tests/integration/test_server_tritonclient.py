@@ -14,7 +14,7 @@ from servers import Server, run_service
 from tiny_models import add_model, slow_model
 from tritonclient.utils import InferenceServerException
 
-from service.card import model_path
+from modelrepo.layout import model_path
 
 MODELS = {"tiny-teacher": "teacher", "tiny-student": "student"}
 

@@ -8,7 +8,8 @@ import numpy as np
 from PIL import Image
 from tiers import require
 
-from distill_bench.samples import DEFAULT_DATA_DIR, load_test_images, write_pngs
+from distill_bench.samples import load_test_images, write_pngs
+from modelrepo.dataset import DEFAULT_DATA_DIR
 
 
 def test_pngs_hold_the_test_images_named_by_label(tmp_path: Path) -> None:

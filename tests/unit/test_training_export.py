@@ -15,7 +15,7 @@ from distill_training.config import ExportConfig
 from distill_training.data import Dataset
 from distill_training.export import ExportValidationError, export_onnx, publish, session, validate
 from distill_training.nets import Student
-from service.card import read_card, sha256_file
+from modelrepo.layout import read_card, sha256_file
 
 SHAPE = (1, 8, 8)
 CFG = ExportConfig(validate_images=32)

@@ -1,0 +1,141 @@
+"""The model card, `<repo>/<name>/config.json`: what a model is, what it takes, and how each version was made.
+
+The card splits what is stable across versions (the interface: labels, input, output, preprocessing, platform)
+from what belongs to one trained artifact (`versions[<v>]`: sha256, size, parameters, accuracy, method,
+architecture, training config).
+
+Compatibility, both ways (protobuf's rule):
+- A reader goes on past fields it does not know: they are kept (`unknown_fields` lists them, for a log line)
+  and never make a card invalid. A card with a higher `schema_version` than this code knows is read the same way.
+- `method` and `architecture` are plain names: the writer checks them against its own tables, a reader takes
+  any name. A service therefore serves a model made by a training method it has never heard of.
+- A writer never writes a field the schema does not define (`write_card` refuses).
+
+Schema versions: 1 (first); 2 adds `platform`, `versions.<v>.architecture`, any method name, and tolerance of
+unknown fields. Cards of version 1 read as version 2 with `architecture` "unknown".
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from modelrepo.datatypes import DatatypeName
+
+SCHEMA_VERSION: Final = 2
+DEFAULT_PLATFORM: Final = "onnxruntime_onnx"  # Triton's name for an ONNX model run by onnxruntime
+
+Role = Literal["teacher", "student"]
+
+# Model names become URL path segments and directory names.
+NAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Methods, architectures and platforms: lower-case names that reports and dashboards print as they are.
+KIND_PATTERN: Final = r"^[a-z][a-z0-9_-]{0,63}$"
+
+
+class _Part(BaseModel):
+    """Every part of a card: immutable, and tolerant of fields added by a newer writer (kept, not validated)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+class TensorSpec(_Part):
+    """One named tensor of the model's signature; -1 marks a dynamic axis (the batch)."""
+
+    name: str
+    datatype: DatatypeName = "FP32"
+    shape: list[int] = Field(min_length=1)
+
+    @field_validator("shape")
+    @classmethod
+    def _dims_valid(cls, shape: list[int]) -> list[int]:
+        if any(d == 0 or d < -1 for d in shape):
+            raise ValueError(f"dimensions must be positive or -1 (dynamic), got {shape}")
+        return shape
+
+
+class Preprocessing(_Part):
+    """How an image becomes the model's input: resize, greyscale or RGB, then x = (pixel * scale - mean) / std.
+
+    The model's input tensor is already normalised; the service applies this to images and to pixel arrays
+    sent to the friendly endpoints. Clients of the v2 protocol send the normalised tensor themselves.
+    """
+
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    channels: Literal[1, 3] = 1
+    scale: float = Field(default=1.0 / 255.0, gt=0)
+    mean: list[float]
+    std: list[float]
+
+    @model_validator(mode="after")
+    def _per_channel(self) -> Preprocessing:
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError(f"mean and std need one value per channel ({self.channels})")
+        if any(s <= 0 for s in self.std):
+            raise ValueError("std values must be positive")
+        return self
+
+
+class VersionRecord(_Part):
+    """One exported artifact: what the file is, how it was made, and how good it measured at export."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(gt=0)
+    parameters: int = Field(gt=0)
+    test_accuracy: float = Field(ge=0.0, le=1.0)
+    method: str = Field(pattern=KIND_PATTERN, description="how it was trained: teacher, kd, none, ...")
+    architecture: str = Field(default="unknown", pattern=KIND_PATTERN, description="mlp, cnn, ...")
+    config: dict[str, Any] = Field(default_factory=dict)
+    created: str = ""
+
+
+class ModelCard(_Part):
+    """The model card, `<repo>/<name>/config.json`."""
+
+    schema_version: int = Field(default=SCHEMA_VERSION, ge=1)
+    name: str
+    role: Role
+    teacher: str | None = None
+    task: Literal["image-classification"] = "image-classification"
+    platform: str = Field(default=DEFAULT_PLATFORM, pattern=KIND_PATTERN, description="the runtime that runs it")
+    labels: list[str] = Field(min_length=2)
+    input: TensorSpec
+    output: TensorSpec
+    preprocessing: Preprocessing
+    versions: dict[int, VersionRecord] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_valid(cls, name: str) -> str:
+        if not NAME_PATTERN.match(name):
+            raise ValueError(f"model name {name!r} must match {NAME_PATTERN.pattern}")
+        return name
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelCard:
+        if self.role == "student" and not self.teacher:
+            raise ValueError("a student card must name its teacher")
+        if self.output.shape[-1] != len(self.labels):
+            raise ValueError(f"output has {self.output.shape[-1]} classes but the card lists {len(self.labels)} labels")
+        if any(v < 1 for v in self.versions):
+            raise ValueError("versions are positive integers")
+        return self
+
+    @property
+    def latest_version(self) -> int:
+        return max(self.versions)
+
+
+def unknown_fields(part: BaseModel, prefix: str = "") -> list[str]:
+    """Dotted paths of the fields a newer writer added that this schema does not define, in `part` and below."""
+    found = [f"{prefix}{key}" for key in (part.model_extra or {})]
+    for name in type(part).model_fields:
+        value = getattr(part, name)
+        children = value.items() if isinstance(value, dict) else [("", value)]
+        for key, child in children:
+            if isinstance(child, BaseModel):
+                found += unknown_fields(child, f"{prefix}{name}.{key}." if key != "" else f"{prefix}{name}.")
+    return found
