@@ -31,7 +31,9 @@ def _measure_phase(service: RunningService, card: ModelCard, raw: Path, load: Lo
     (raw / f"{role}_before.prom").write_text(before)
     (raw / f"{role}_after.prom").write_text(after)
     print(f"  {stats.requests} requests, {stats.failures} failures, {stats.requests_per_s:.0f} req/s", flush=True)
-    return Phase(role, card.name, role, cpu_after - cpu_before, wall_after - wall_before)
+    return Phase(
+        name=role, model=card.name, role=role, cpu_seconds=cpu_after - cpu_before, wall_seconds=wall_after - wall_before
+    )
 
 
 def run_demo(models: Path, out: Path, load: LoadSettings) -> dict[str, Any]:
