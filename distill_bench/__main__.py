@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from distill_bench.bench import BenchSettings, run_bench
-from distill_bench.bench_report import write_bench_report
-from distill_bench.demo import run_demo
-from distill_bench.load import LoadSettings
+from distill_bench.drivers.locust import LoadSettings
+from distill_bench.drivers.wrk import wrk_available
+from distill_bench.reports.bench import write_bench_report
+from distill_bench.reports.soak import write_soak_report
+from distill_bench.reports.speedup import write_report
+from distill_bench.results.bench import read_bench_run, write_bench_run
+from distill_bench.results.soak import SoakSettings
+from distill_bench.runs.bench import BenchSettings, run_bench
+from distill_bench.runs.demo import run_demo
+from distill_bench.runs.soak import run_soak
 from distill_bench.samples import write_pngs
-from distill_bench.soak import SoakSettings, run_soak, write_soak_report
-from distill_bench.speedup import write_report
-from distill_bench.wrk import wrk_available
 from modelrepo.dataset import DEFAULT_DATA_DIR
 
 
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     demo.add_argument("--users", type=int, default=8, help="locust users, all spawned at once (default: 8)")
     demo.add_argument("--duration", type=int, default=30, help="seconds of load per model (default: 30)")
-    demo.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist", help="IDX test set for the load")
+    demo.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="IDX test set for the load")
     bench = commands.add_parser("bench", help="floor, onnxruntime and the service side by side under wrk")
     bench.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models)")
     bench.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
@@ -56,9 +58,8 @@ def main(argv: list[str] | None = None) -> None:
         if not wrk_available():
             parser.error("wrk is not installed: apt-get install wrk (make bench does it where apt is available)")
         raw = args.out / "bench-raw" / "bench.json"
-        raw.parent.mkdir(parents=True, exist_ok=True)
-        raw.write_text(json.dumps(run_bench(BenchSettings(args.models, args.out, args.duration)), indent=2))
-        write_bench_report(json.loads(raw.read_text()), args.out)
+        write_bench_run(run_bench(BenchSettings(args.models, args.out, args.duration)), raw)
+        write_bench_report(read_bench_run(raw), args.out)  # the report reads what was recorded, as a rerun would
         print(f"benchmark report: {args.out / 'bench.md'}")
     elif args.command == "samples":
         for path in write_pngs(args.out, args.data_dir, args.count):
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{args.models} is not a model repository: run `make train` first")
         result = run_soak(SoakSettings(args.models, args.out, args.minutes, args.users, args.data_dir))
         print(f"soak report: {write_soak_report(result, args.out)}")
-        if not result["passed"]:
-            sys.exit(f"soak failed: {result['failures']} failures, RSS growth {float(str(result['rss_growth'])):+.1%}")
+        if not result.passed:
+            sys.exit(f"soak failed: {result.failures} failures, RSS growth {result.rss_growth:+.1%}")
     else:
         write_report(args.raw, args.out)
         print(f"speedup report: {args.out / 'speedup.md'}")

@@ -1,8 +1,10 @@
-"""Prometheus text scrapes as plain numbers: deltas between two scrapes, sums and histogram quantiles."""
+"""Prometheus text scrapes of the service's /metrics as plain numbers: deltas between two scrapes, sums and
+histogram quantiles."""
 
 from __future__ import annotations
 
 import math
+import urllib.request
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -10,6 +12,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 Labels = frozenset[tuple[str, str]]
 Samples = dict[tuple[str, Labels], float]
+
+
+def fetch_metrics(url: str) -> str:
+    """The text exposition of `<url>/metrics`."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+        return str(response.read().decode())
 
 
 def parse_samples(text: str) -> Samples:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from distill_bench.server import serve
+from distill_bench.servers.service import serve
 
 
 @dataclass(frozen=True)

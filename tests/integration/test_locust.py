@@ -8,7 +8,7 @@ import httpx
 from servers import Server
 from tiers import require
 
-from distill_bench.load import LoadSettings, run_locust
+from distill_bench.drivers.locust import LoadSettings, run_locust
 from distill_bench.scrape import delta, parse_samples, total
 
 DATA_DIR = "/usr/share/datasets/fashion-mnist"

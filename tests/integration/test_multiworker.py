@@ -16,7 +16,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from servers import Server, run_service
 
-from distill_bench.server import wait_workers
+from distill_bench.servers.service import wait_workers
 from modelrepo.layout import read_card
 
 STUDENT = "tiny-student"

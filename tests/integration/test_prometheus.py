@@ -12,7 +12,7 @@ import httpx
 from servers import Server
 from tiers import require
 
-from distill_bench.server import free_port, running
+from distill_bench.servers.process import free_port, running
 
 PROMETHEUS = shutil.which("prometheus")
 

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 from servers import Server, run_service
 
-from distill_bench.server import rss_bytes
+from distill_bench.servers.procfs import rss_bytes
 
 LIMIT = 8 << 20  # the default max_body_bytes
 PATHS = ["/v2/models/tiny-student/infer", "/v1/classify"]

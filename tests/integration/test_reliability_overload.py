@@ -21,8 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import Server, run_service
 from tiny_models import add_model, slow_model
 
-from distill_bench.server import ensure_open_files, wait_workers, worker_pids
-from distill_bench.wrk import Request, run_wrk, wrk_available
+from distill_bench.drivers.wrk import Request, run_wrk, wrk_available
+from distill_bench.servers.process import ensure_open_files
+from distill_bench.servers.service import wait_workers, worker_pids
 
 QUEUE = 4
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import pytest
 
-from distill_bench.bench import handler_means_us
-from distill_bench.bench_report import overload, time_budget
+from distill_bench.drivers.wrk import WrkResult
+from distill_bench.reports.bench_sections import overload, time_budget
+from distill_bench.results.bench import FLOOR, Body, HandlerMeans, Target, TargetResult
+from distill_bench.runs.sweeps import handler_means_us
 from distill_bench.scrape import delta, parse_samples
+from modelrepo.card import Role
 
 
 def _scrape(requests: int, handler_s: float, queue_s: float, compute_s: float) -> str:
@@ -47,23 +49,32 @@ def test_a_run_without_requests_has_no_means() -> None:
     assert all(math.isnan(v) for v in handler_means_us(delta(same, same), "s").values())
 
 
-def _target(name: str, e2e_p50: float, e2e_mean: float, handler: dict[str, float] | None) -> dict[str, Any]:
-    run = {"connections": 1, "latency_mean_us": e2e_mean, "latency_us": {"50.0": e2e_p50}}
-    return {"name": name, "runs": [run], **({"handler_us": {"1": handler}} if handler else {})}
+def _run(
+    connections: int, *, p50: float, p99: float = 0.0, mean: float = 0.0, requests: int = 0, duration_s: float = 1.0,
+    non_2xx: int = 0, socket_errors: int = 0,
+) -> WrkResult:  # fmt: skip
+    """A wrk run with the figures a test reads; the others stay zero."""
+    return WrkResult(connections, requests, duration_s, socket_errors, non_2xx, {50.0: p50, 99.0: p99}, mean)
+
+
+def _target(target: Target, e2e_p50: float, e2e_mean: float, handler: HandlerMeans | None) -> TargetResult:
+    return TargetResult(target, [_run(1, p50=e2e_p50, mean=e2e_mean)], handler_us={1: handler} if handler else {})
+
+
+def _service(role: Role, body: Body) -> Target:
+    return Target("service", role, body)  # batching on, one worker
 
 
 def test_time_budget_splits_a_lone_request_and_bounds_the_ratio() -> None:
-    student = {"handler": 200.0, "queue": 20.0, "compute": 50.0}
-    teacher = {"handler": 900.0, "queue": 20.0, "compute": 550.0}
-    data = {
-        "targets": [
-            _target("floor", 180.0, 200.0, None),
-            _target("student json batching on", 400.0, 420.0, student),
-            _target("student binary batching on", 380.0, 400.0, student),
-            _target("teacher json batching on", 1050.0, 1100.0, teacher),
-            _target("teacher binary batching on", 1050.0, 1100.0, teacher),
-        ]
-    }
+    student = HandlerMeans(handler=200.0, queue=20.0, compute=50.0)
+    teacher = HandlerMeans(handler=900.0, queue=20.0, compute=550.0)
+    data = [
+        _target(FLOOR, 180.0, 200.0, None),
+        _target(_service("student", "json"), 400.0, 420.0, student),
+        _target(_service("student", "binary"), 380.0, 400.0, student),
+        _target(_service("teacher", "json"), 1050.0, 1100.0, teacher),
+        _target(_service("teacher", "binary"), 1050.0, 1100.0, teacher),
+    ]
     text = "\n".join(time_budget(data))
     # end to end p50, mean, floor, outside the handler (420 - 200), handler, run, queue, our code (200 - 50 - 20)
     assert "| student json batching on | 400 | 420 | 200 | 220 | 200 | 50 | 20 | 130 |" in text
@@ -72,13 +83,14 @@ def test_time_budget_splits_a_lone_request_and_bounds_the_ratio() -> None:
 
 
 def test_time_budget_is_left_out_for_a_run_recorded_without_metrics() -> None:
-    data = {"targets": [_target("floor", 1, 1, None), _target("student json batching on", 1, 1, None)]}
+    data = [_target(FLOOR, 1, 1, None), _target(_service("student", "json"), 1, 1, None)]
     assert time_budget(data) == []
 
 
 def test_overload_compares_the_p99_with_the_fair_wait() -> None:
-    run = {"connections": 1000, "requests": 20000, "duration_s": 5.0, "non_2xx": 300, "socket_errors": 0}
-    run["latency_us"] = {"50.0": 240_000.0, "99.0": 375_000.0}  # 4000 req/s: a fair wait of 250 ms
-    text = "\n".join(overload({"targets": [{"name": "student json overload", "runs": [run]}]}))
+    # 4000 req/s: a fair wait of 250 ms
+    run = _run(1000, requests=20000, duration_s=5.0, non_2xx=300, socket_errors=0, p50=240_000.0, p99=375_000.0)
+    far = Target("service", "student", "json", load="overload")
+    text = "\n".join(overload([TargetResult(far, [run])]))
     assert "| 1000 | 4000 | 240.0 | 375.0 | 250.0 | 1.50 | 300 | 0 |" in text
-    assert overload({"targets": []}) == []
+    assert overload([]) == []

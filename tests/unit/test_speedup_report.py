@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from distill_bench.speedup import write_report
+from distill_bench.reports.speedup import write_report
 
 RAW = Path(__file__).parent / "data" / "speedup_raw"
 

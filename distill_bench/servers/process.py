@@ -1,14 +1,13 @@
-"""Start the service as a real uvicorn subprocess on a free 127.0.0.1 port, and stop it by its PID."""
+"""Any server command as a real subprocess on a free 127.0.0.1 port: ready once a URL answers 200, stopped by
+its PID when the block ends."""
 
 from __future__ import annotations
 
 import os
-import re
 import resource
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -70,23 +69,6 @@ def running(
         _stop(process)
 
 
-@contextmanager
-def serve(
-    models: Path,
-    log: Path,
-    env: Mapping[str, str] | None = None,
-    ready_timeout_s: float = 60.0,
-    extra_args: tuple[str, ...] = (),
-) -> Iterator[RunningService]:
-    """`python -m service` on a free 127.0.0.1 port, ready once /v2/health/ready answers 200."""
-    port = free_port()
-    command = [sys.executable, "-m", "service", "--models", str(models), "--host", "127.0.0.1", "--port", str(port)]
-    with running(
-        [*command, *extra_args], f"http://127.0.0.1:{port}", "/v2/health/ready", log, env, ready_timeout_s
-    ) as s:
-        yield s
-
-
 def ensure_open_files(needed: int) -> bool:
     """Raise this process's soft limit on open files to `needed` (processes started later inherit it); False
     where the hard limit is lower. wrk and the server each hold a socket per connection."""
@@ -96,42 +78,3 @@ def ensure_open_files(needed: int) -> bool:
     if soft != resource.RLIM_INFINITY and soft < needed:
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
     return True
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime = int(fields[11]), int(fields[12])
-    return (utime + stime) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process now, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise ValueError(f"no VmRSS for process {pid}")
-
-
-SERVING = r"service\.repository: serving \["  # a worker's "models loaded" log line
-
-
-def worker_pids(log: Path, pattern: str) -> list[int]:
-    """PIDs of the worker processes that logged a line matching `pattern` (the worker log format names them)."""
-    return sorted({int(pid) for pid in re.findall(r"\[(\d+)\] " + pattern, log.read_text(errors="replace"))})
-
-
-def wait_workers(log: Path, workers: int, deadline_s: float = 60.0) -> list[int]:
-    """Readiness answers from one worker; the log says when each has loaded its models. Returns their PIDs."""
-    deadline = time.monotonic() + deadline_s
-    while len(pids := worker_pids(log, SERVING)) < workers:
-        if time.monotonic() > deadline:
-            tail = log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"only workers {pids} loaded their models; {log} ends with:\n{tail}")
-        time.sleep(0.1)
-    return pids
-
-
-def fetch(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return str(response.read().decode())

@@ -16,13 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import matplotlib.pyplot as plt
 import matplotlib.ticker
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
-from distill_bench.load import read_stats
+from distill_bench.drivers.locust import read_stats
+from distill_bench.results.demo import CardSummary, DemoRun, Phase, read_demo_run
 from distill_bench.scrape import buckets, delta, parse_samples, quantile, total
 
 COMPUTE = "distill_inference_duration_seconds"
@@ -51,8 +49,8 @@ class PhaseResult:
     e2e_cdf: list[tuple[float, float]]  # (ms, fraction) from locust's response-time histogram
 
 
-def analyse_phase(raw: Path, phase: dict[str, Any], card: dict[str, Any]) -> PhaseResult:
-    name, model = phase["name"], phase["model"]
+def analyse_phase(raw: Path, phase: Phase, card: CardSummary) -> PhaseResult:
+    name, model = phase.name, phase.model
     seen = delta(
         parse_samples((raw / f"{name}_after.prom").read_text()),
         parse_samples((raw / f"{name}_before.prom").read_text()),
@@ -66,8 +64,8 @@ def analyse_phase(raw: Path, phase: dict[str, Any], card: dict[str, Any]) -> Pha
     return PhaseResult(
         phase=name,
         model=model,
-        role=phase["role"],
-        offline_accuracy=card["test_accuracy"],
+        role=phase.role,
+        offline_accuracy=card.test_accuracy,
         online_accuracy=correct / labeled if labeled else math.nan,
         labeled=int(labeled),
         compute_p50_ms=quantile(0.5, compute) * 1e3,
@@ -78,7 +76,7 @@ def analyse_phase(raw: Path, phase: dict[str, Any], card: dict[str, Any]) -> Pha
         requests_per_s=stats.requests_per_s,
         requests=stats.requests,
         failures=stats.failures,
-        cpu_ms_per_1000=phase["cpu_seconds"] * 1e3 / answered * 1000 if answered else math.nan,
+        cpu_ms_per_1000=phase.cpu_seconds * 1e3 / answered * 1000 if answered else math.nan,
         compute_cdf=_trimmed_cdf(compute, runs),
         e2e_cdf=stats.cdf,
     )
@@ -166,13 +164,13 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _markdown(run: dict[str, Any], results: list[PhaseResult], ratios: dict[str, float]) -> str:
-    machine = run["machine"]
+def _markdown(run: DemoRun, results: list[PhaseResult], ratios: dict[str, float]) -> str:
+    machine = run.machine
     lines = [
         "# Speedup report: student vs teacher under the same load",
         "",
-        f"Machine: {machine['cpu']} ({machine['cores']} cores), {machine['platform']}. Run at {run['started']}.",
-        f"Load: locust `{run['locustfile']}`, {run['users']} users, {run['duration_s']} s per model, one model at a "
+        f"Machine: {machine.cpu} ({machine.cores} cores), {machine.platform}. Run at {run.started}.",
+        f"Load: locust `{run.locustfile}`, {run.users} users, {run.duration_s} s per model, one model at a "
         "time against one service process; each request is one real test-set image (3 JSON pixel arrays : 1 PNG "
         "upload) with its true label, drawn from 512 test images sampled once (online accuracy is over that sample).",
         "",
@@ -217,20 +215,20 @@ def _markdown(run: dict[str, Any], results: list[PhaseResult], ratios: dict[str,
         "percentiles, so sub-millisecond differences are not visible there).",
         "- CPU per 1000 predictions: user+system CPU time of the service process from `/proc/<pid>/stat` over the "
         "phase, divided by the requests answered (includes HTTP and parsing: the whole serving cost).",
-        f"- Raw inputs: `{run['raw_dir']}`; `python -m distill_bench report` regenerates this page from them.",
+        f"- Raw inputs: `{run.raw_dir}`; `python -m distill_bench report` regenerates this page from them.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def write_report(raw: Path, out: Path) -> dict[str, Any]:
     """Read the recorded run in `raw`; write `out/speedup.md`, `out/speedup.json` and PNG plots; return the JSON."""
-    run = json.loads((raw / "run.json").read_text())
-    results = [analyse_phase(raw, phase, run["cards"][phase["model"]]) for phase in run["phases"]]
+    run = read_demo_run(raw)
+    results = [analyse_phase(raw, phase, run.cards[phase.model]) for phase in run.phases]
     by_role = {r.role: r for r in results}
     ratios = speedups(by_role["teacher"], by_role["student"])
     _plot_cdfs(results, out / "speedup_latency_cdf.png")
     _plot_accuracy_latency(results, out / "speedup_accuracy_latency.png")
     (out / "speedup.md").write_text(_markdown(run, results, ratios))
-    summary = {"run": run, "results": [asdict(r) for r in results], "speedup": ratios}
+    summary = {"run": asdict(run), "results": [asdict(r) for r in results], "speedup": ratios}
     (out / "speedup.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     return summary

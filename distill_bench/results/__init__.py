@@ -1,0 +1,1 @@
+"""The typed records a run writes (raw JSON under `<out>/*-raw/`) and a report reads back by field."""

@@ -1,0 +1,2 @@
+"""What each command measures, step by step: `bench` (wrk, every target side by side), `demo` (locust, student
+then teacher) and `soak` (locust for minutes). Each returns a typed result or records raw files for a report."""
