@@ -1,4 +1,5 @@
-"""The steps, each of which first makes sure its inputs exist (earlier steps skip when up to date).
+"""The steps, each of which first makes sure its inputs exist (earlier steps skip when up to date), and the
+pipeline that composes them. The CLI (`__main__`) parses arguments, calls one of these and prints the result.
 
 teacher -> logits -> students (KD and label-only control, seeds 0..n-1) -> export (served repository + control
 in the run directory) -> report. Step wall times are recorded in `<run_dir>/timings.json` for the report.
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -19,13 +19,18 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm
 
-from distill_training.config import PipelineConfig, save_config, to_dict
+from distill_training.comparison import CONTROL, KD, best_seed, summarise
+from distill_training.config import PipelineConfig, lookup, save_config, to_dict
 from distill_training.data import Dataset, load_dataset
-from distill_training.export import Published, publish
+from distill_training.export import TEACHER_METHOD, Published, publish
+from distill_training.latency import measure_latency
 from distill_training.logits_cache import Views, cached_views
+from distill_training.nets import STUDENTS, TEACHERS
+from distill_training.report import Row, build_rows, environment, write_report
 from distill_training.staleness import digest
 from distill_training.train import (
     StudentResult,
+    autocast_dtype,
     build_student,
     build_teacher,
     load_weights,
@@ -36,7 +41,6 @@ from distill_training.train import (
 from modelrepo.host import available_cores
 
 T = TypeVar("T")
-METHODS = ("kd", "none")
 TIMINGS = "timings.json"
 CACHED_SECONDS = 2.0  # a step that took less than this found its outputs up to date
 
@@ -57,6 +61,9 @@ class Context:
 
 
 def open_context(cfg: PipelineConfig) -> Context:
+    """Check the names the config gives (before any training), load the data, save the config in the run dir."""
+    lookup(TEACHERS, cfg.teacher.architecture, "teacher.architecture")
+    lookup(STUDENTS, cfg.student.architecture, "student.architecture")
     data = load_dataset(cfg.data)
     run_dir = Path(cfg.run_dir)
     save_config(cfg, run_dir / "config.yaml")
@@ -133,26 +140,10 @@ def train_students(ctx: Context, jobs: list[tuple[str, int]]) -> list[StudentRes
 
 def kd_vs_control(ctx: Context, seeds: int) -> dict[str, Any]:
     """Train both methods on seeds 0..seeds-1 (same init, same batches); mean and spread of test accuracy."""
-    trained = iter(train_students(ctx, [(m, s) for m in METHODS for s in range(seeds)]))
-    runs = {m: [next(trained) for _ in range(seeds)] for m in METHODS}
-    summary: dict[str, Any] = {"seeds": seeds, "student": to_dict(ctx.cfg.student)}
-    for method, results in runs.items():
-        accs = [r.test_accuracy for r in results]
-        summary[method] = {
-            "test_accuracy": accs,
-            "val_accuracy": [r.val_accuracy for r in results],
-            "exported_seed": best_seed([r.val_accuracy for r in results]),
-            "mean": statistics.fmean(accs),
-            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-        }
-    diffs = [k - c for k, c in zip(summary["kd"]["test_accuracy"], summary["none"]["test_accuracy"], strict=True)]
-    summary["difference"] = {
-        "per_seed": diffs,
-        "mean": statistics.fmean(diffs),
-        "std": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
-        "kd_wins": sum(d > 0 for d in diffs),
-        "every_kd_above_every_control": min(summary["kd"]["test_accuracy"]) > max(summary["none"]["test_accuracy"]),
-    }
+    methods = (KD, CONTROL)
+    trained = iter(train_students(ctx, [(m, s) for m in methods for s in range(seeds)]))
+    runs = {m: [next(trained) for _ in range(seeds)] for m in methods}
+    summary = summarise(runs, to_dict(ctx.cfg.student))
     (ctx.run_dir / "comparison.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -165,18 +156,11 @@ def tune(ctx: Context, temperatures: list[float], weights: list[float]) -> list[
         for weight in weights:
             cfg = replace(ctx.cfg.student, temperature=temperature, kd_weight=weight)
             out = ctx.run_dir / "tuning" / f"T{temperature:g}-w{weight:g}-{digest(to_dict(cfg))[:8]}"
-            result = train_student(cfg, ctx.data, views, method="kd", seed=0, logits_key=key, out_dir=out)
+            result = train_student(cfg, ctx.data, views, method=KD, seed=0, logits_key=key, out_dir=out)
             rows.append({"temperature": temperature, "kd_weight": weight, "val_accuracy": result.val_accuracy})
     rows.sort(key=lambda r: -r["val_accuracy"])
     (ctx.run_dir / "tuning.json").write_text(json.dumps(rows, indent=2) + "\n")
     return rows
-
-
-def best_seed(val_accuracies: list[float]) -> int:
-    """The seed to export: the best validation accuracy, the lowest seed on a tie. KD students differ by a few
-    tenths of a point between seeds, and even between runs (teacher logits computed twice differ by ~1e-5), so
-    choosing one is model selection, done on the validation split like every other choice."""
-    return val_accuracies.index(max(val_accuracies))
 
 
 def best_on_validation(ctx: Context, method: str) -> StudentResult:
@@ -194,7 +178,7 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
     Each method's student is its best seed on the validation split."""
     cfg, data = ctx.cfg, ctx.data
     teacher_path = teacher_weights(ctx)
-    kd, control = best_on_validation(ctx, "kd"), best_on_validation(ctx, "none")
+    kd, control = best_on_validation(ctx, KD), best_on_validation(ctx, CONTROL)
 
     def run() -> dict[str, Published]:
         training = to_dict(cfg)
@@ -207,17 +191,18 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
                 repo=repo,
                 name=cfg.teacher.name,
                 role="teacher",
-                method="teacher",
+                method=TEACHER_METHOD,
+                architecture=cfg.teacher.architecture,
                 teacher=None,
                 source=teacher_path,
                 config=training,
             )
         }
-        jobs: list[tuple[str, StudentResult, Path, str, str]] = [
-            ("student", kd, repo, cfg.student.name, "kd"),
-            ("control", control, ctx.run_dir / "export", cfg.student.control_name, "none"),
+        jobs: list[tuple[str, StudentResult, Path, str]] = [
+            ("student", kd, repo, cfg.student.name),
+            ("control", control, ctx.run_dir / "export", cfg.student.control_name),
         ]
-        for label, result, target, name, method in jobs:
+        for label, result, target, name in jobs:
             model = load_weights(build_student(cfg.student, data), result.weights)
             out[label] = publish(
                 model,
@@ -226,7 +211,8 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
                 repo=target,
                 name=name,
                 role="student",
-                method=method,
+                method=result.method,
+                architecture=cfg.student.architecture,
                 teacher=cfg.teacher.name,
                 source=result.weights,
                 config=training | {"selected": _selection(result, cfg.student.seeds)},
@@ -253,3 +239,53 @@ def save_timings(ctx: Context) -> dict[str, dict[str, float]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(timings, indent=2) + "\n")
     return timings
+
+
+@dataclass(frozen=True)
+class Report:
+    path: Path  # distillation.md; the JSON and the plots lie next to it
+    rows: list[Row]  # teacher, student, control
+
+
+def report(ctx: Context, repo: Path, report_dir: Path | None = None) -> Report:
+    """The report step: export what is not up to date, the seed comparison, batch-1 latency, the report."""
+    return _write_report(ctx, export_all(ctx, repo), kd_vs_control(ctx, ctx.cfg.student.seeds), report_dir)
+
+
+def _write_report(
+    ctx: Context, published: dict[str, Published], comparison: dict[str, Any], report_dir: Path | None
+) -> Report:
+    cfg = ctx.cfg
+    paths = {label: pub.model_file for label, pub in published.items()}
+    latencies = measure_latency(paths, threads=cfg.export.latency_threads, runs=cfg.export.latency_runs)
+    rows = build_rows(published, latencies)
+    env = environment("bf16" if autocast_dtype(cfg.teacher.precision) else "fp32")
+    tuning_file = ctx.run_dir / "tuning.json"
+    tuning = json.loads(tuning_file.read_text()) if tuning_file.is_file() else []
+    path = write_report(
+        report_dir or Path(cfg.export.report_dir),
+        cfg=cfg,
+        rows=rows,
+        comparison=comparison,
+        timings=save_timings(ctx),
+        tuning=tuning,
+        env=env,
+    )
+    return Report(path, rows)
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    comparison: dict[str, Any]
+    published: dict[str, Published]
+    report: Report
+    seconds: float  # this invocation's wall time
+
+
+def run_pipeline(ctx: Context, repo: Path, report_dir: Path | None = None) -> PipelineRun:
+    """Every step: teacher, logits, KD and control students on every seed, export, report."""
+    start = time.perf_counter()
+    comparison = kd_vs_control(ctx, ctx.cfg.student.seeds)
+    published = export_all(ctx, repo)
+    written = _write_report(ctx, published, comparison, report_dir)
+    return PipelineRun(comparison, published, written, time.perf_counter() - start)

@@ -14,7 +14,7 @@ from distill_training import export
 from distill_training.config import ExportConfig
 from distill_training.data import Dataset
 from distill_training.export import ExportValidationError, export_onnx, publish, session, validate
-from distill_training.nets import Student
+from distill_training.nets import MLPStudent
 from modelrepo.layout import read_card, sha256_file
 
 SHAPE = (1, 8, 8)
@@ -28,9 +28,9 @@ def tiny_dataset() -> Dataset:
     return Dataset(x, y, x[:16], y[:16], x, y, mean=[0.5], std=[0.25], labels=("a", "b", "c"), fingerprint="0" * 64)
 
 
-def tiny_student() -> Student:
+def tiny_student() -> MLPStudent:
     torch.manual_seed(0)
-    return Student(SHAPE, 3, hidden=(16,)).eval()
+    return MLPStudent(SHAPE, 3, hidden=(16,)).eval()
 
 
 def tamper(path: Path) -> None:
@@ -76,6 +76,7 @@ def test_publish_writes_a_valid_card(tmp_path: Path) -> None:
         name="tiny",
         role="student",
         method="kd",
+        architecture="mlp",
         teacher="big",
         source=tmp_path / "w.pt",
         config={"k": 1},
@@ -107,6 +108,7 @@ def test_publish_refuses_a_tampered_export(tmp_path: Path, monkeypatch: pytest.M
             name="tiny",
             role="student",
             method="kd",
+            architecture="mlp",
             teacher="big",
             source=tmp_path / "w.pt",
             config={},
