@@ -74,7 +74,8 @@ def label_only(
 
         L = CE(z_s, y) = -mean_batch log softmax(z_s)_y
 
-    The baseline every distillation method is compared against, on the same seeds.
+    The baseline of Hinton, Vinyals and Dean (2015, arXiv:1503.02531), who compare a distilled net with the same
+    net trained on the hard targets alone; here it trains on the same seeds as every other method.
     """
     return F.cross_entropy(student_logits, labels)
 
