@@ -13,35 +13,36 @@ from typing import Any
 
 from distill_training import pipeline as steps
 from distill_training.config import PROFILES, ConfigError, PipelineConfig, load_config, parse_set_args
+from distill_training.context import Context, open_context
 from distill_training.data import DatasetError
 from distill_training.export import ExportValidationError, Published
 from distill_training.losses import LOSSES
 from distill_training.staleness import read_meta
 
-Step = Callable[[steps.Context, argparse.Namespace], None]
+Step = Callable[[Context, argparse.Namespace], None]
 
 
-def _teacher(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _teacher(ctx: Context, args: argparse.Namespace) -> None:
     path = steps.teacher_weights(ctx)
     meta = read_meta(path.parent)
     print(f"teacher: {path} (best val accuracy {meta['val_accuracy']:.4f})")
 
 
-def _logits(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _logits(ctx: Context, args: argparse.Namespace) -> None:
     (x, _, logits), key = steps.student_views(ctx)
     print(f"teacher logits: {tuple(logits.shape)} for {len(x):,} training views, cache key {key[:16]}")
 
 
-def _student(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _student(ctx: Context, args: argparse.Namespace) -> None:
     r = steps.student(ctx, args.method, args.seed)
     print(f"student {r.method} seed {r.seed}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f} -> {r.weights}")
 
 
-def _kd_vs_control(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _kd_vs_control(ctx: Context, args: argparse.Namespace) -> None:
     _print_comparison(steps.kd_vs_control(ctx, args.seeds or ctx.cfg.student.seeds), ctx.run_dir)
 
 
-def _tune(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _tune(ctx: Context, args: argparse.Namespace) -> None:
     floats = [[float(v) for v in text.split(",")] for text in (args.temperatures, args.weights)]
     rows = steps.tune(ctx, *floats)
     for row in rows:
@@ -53,15 +54,15 @@ def _tune(ctx: steps.Context, args: argparse.Namespace) -> None:
     )
 
 
-def _export(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _export(ctx: Context, args: argparse.Namespace) -> None:
     _print_published(steps.export_all(ctx, Path(args.out)))
 
 
-def _report(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _report(ctx: Context, args: argparse.Namespace) -> None:
     _print_report(steps.report(ctx, Path(args.out), _reports(args)))
 
 
-def _pipeline(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _pipeline(ctx: Context, args: argparse.Namespace) -> None:
     run = steps.run_pipeline(ctx, Path(args.out), _reports(args))
     _print_comparison(run.comparison, ctx.run_dir)
     _print_published(run.published)
@@ -159,7 +160,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        ctx = steps.open_context(_config(args))
+        ctx = open_context(_config(args))
         args.fn(ctx, args)
     except (DatasetError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -2,30 +2,28 @@
 pipeline that composes them. The CLI (`__main__`) parses arguments, calls one of these and prints the result.
 
 teacher -> logits -> students (KD and label-only control, seeds 0..n-1) -> export (served repository + control
-in the run directory) -> report. Step wall times are recorded in `<run_dir>/timings.json` for the report.
+in the run directory) -> report. Each step takes the invocation's `Context` (config, data, step timings).
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from tqdm import tqdm
 
 from distill_training.comparison import CONTROL, KD, best_seed, summarise
-from distill_training.config import PipelineConfig, lookup, save_config, to_dict
-from distill_training.data import Dataset, load_dataset
+from distill_training.config import PipelineConfig, to_dict
+from distill_training.context import Context, save_timings, timed
+from distill_training.data import load_dataset
 from distill_training.export import TEACHER_METHOD, Published, publish
 from distill_training.latency import measure_latency
 from distill_training.logits_cache import Views, cached_views
-from distill_training.nets import STUDENTS, TEACHERS
 from distill_training.report import Row, build_rows, environment, write_report
 from distill_training.staleness import digest
 from distill_training.train import (
@@ -40,53 +38,15 @@ from distill_training.train import (
 )
 from modelrepo.host import available_cores
 
-T = TypeVar("T")
-TIMINGS = "timings.json"
-CACHED_SECONDS = 2.0  # a step that took less than this found its outputs up to date
-
-
-@dataclass
-class Context:
-    """What the steps share in one invocation: the config, the data (loaded once) and step timings."""
-
-    cfg: PipelineConfig
-    data: Dataset
-    timings: dict[str, float]
-    loads: dict[str, float] = field(default_factory=dict)
-    views: tuple[Views, str] | None = None  # the students' training views, built once per invocation
-
-    @property
-    def run_dir(self) -> Path:
-        return Path(self.cfg.run_dir)
-
-
-def open_context(cfg: PipelineConfig) -> Context:
-    """Check the names the config gives (before any training), load the data, save the config in the run dir."""
-    lookup(TEACHERS, cfg.teacher.architecture, "teacher.architecture")
-    lookup(STUDENTS, cfg.student.architecture, "student.architecture")
-    data = load_dataset(cfg.data)
-    run_dir = Path(cfg.run_dir)
-    save_config(cfg, run_dir / "config.yaml")
-    return Context(cfg, data, {})
-
-
-def _timed(ctx: Context, step: str, fn: Callable[[], T]) -> T:
-    """Run a step and record its wall time (a cached step takes well under a second)."""
-    start = time.perf_counter()
-    result = fn()
-    ctx.timings[step] = ctx.timings.get(step, 0.0) + time.perf_counter() - start
-    ctx.loads[step] = max(ctx.loads.get(step, 0.0), os.getloadavg()[0])  # how shared the cores were
-    return result
-
 
 def teacher_weights(ctx: Context) -> Path:
-    return _timed(ctx, "teacher", lambda: train_teacher(ctx.cfg, ctx.data, ctx.run_dir / "teacher"))
+    return timed(ctx, "teacher", lambda: train_teacher(ctx.cfg, ctx.data, ctx.run_dir / "teacher"))
 
 
 def student_views(ctx: Context) -> tuple[Views, str]:
     if ctx.views is None:
         weights = teacher_weights(ctx)
-        ctx.views = _timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, weights, ctx.run_dir / "logits"))
+        ctx.views = timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, weights, ctx.run_dir / "logits"))
     return ctx.views
 
 
@@ -98,7 +58,7 @@ def student(ctx: Context, method: str, seed: int, *, progress: bool = True) -> S
     views, key = student_views(ctx)
     out = _student_dir(ctx, method, seed)
     cfg = ctx.cfg.student
-    return _timed(
+    return timed(
         ctx,
         "students",
         lambda: train_student(
@@ -134,7 +94,7 @@ def train_students(ctx: Context, jobs: list[tuple[str, int]]) -> list[StudentRes
                 for future in tqdm(as_completed(futures), total=len(futures), desc=f"students ({processes} processes)"):
                     future.result()
 
-        _timed(ctx, "students", run)
+        timed(ctx, "students", run)
     return [student(ctx, method, seed) for method, seed in jobs]
 
 
@@ -219,26 +179,7 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
             )
         return out
 
-    return _timed(ctx, "export", run)
-
-
-def save_timings(ctx: Context) -> dict[str, dict[str, float]]:
-    """Build time (and 1-minute load average at its end) of each step: this invocation's where the step did
-    work, else those of the last invocation that built it."""
-    path = ctx.run_dir / TIMINGS
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        saved = {}
-    seconds: dict[str, float] = dict(saved.get("seconds", {}))
-    loads: dict[str, float] = dict(saved.get("load_1min", {}))
-    for step, spent in ctx.timings.items():
-        if spent >= CACHED_SECONDS or step not in seconds:
-            seconds[step], loads[step] = spent, ctx.loads.get(step, 0.0)
-    timings = {"seconds": seconds, "load_1min": loads}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(timings, indent=2) + "\n")
-    return timings
+    return timed(ctx, "export", run)
 
 
 @dataclass(frozen=True)
