@@ -26,7 +26,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from distill_training.config import ExportConfig, lookup
+from distill_training.config import ConfigError, ExportConfig
 from distill_training.data import Dataset
 from distill_training.losses import LOSSES
 from distill_training.nets import STUDENTS, TEACHERS, count_parameters, set_memory_format
@@ -185,12 +185,11 @@ def publish(
 
 def check_names(role: Role, method: str, architecture: str) -> None:
     """A ConfigError unless `method` and `architecture` are entries of this package's tables for `role`."""
-    if role == "teacher":
-        lookup({TEACHER_METHOD: None}, method, "teacher method")
-        lookup(TEACHERS, architecture, "teacher architecture")
-    else:
-        lookup(LOSSES, method, "student method")
-        lookup(STUDENTS, architecture, "student architecture")
+    methods = [TEACHER_METHOD] if role == "teacher" else list(LOSSES)
+    architectures = list(TEACHERS if role == "teacher" else STUDENTS)
+    for kind, name, known in (("method", method, methods), ("architecture", architecture, architectures)):
+        if name not in known:
+            raise ConfigError(f"unknown {role} {kind} {name!r}; known: {', '.join(known)}")
 
 
 def _up_to_date(
