@@ -6,52 +6,43 @@ Every step first brings its inputs up to date (skipping what is already built), 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from distill_training import pipeline as steps
 from distill_training.config import PROFILES, ConfigError, PipelineConfig, load_config, parse_set_args
+from distill_training.context import Context, open_context
 from distill_training.data import DatasetError
-from distill_training.export import ExportValidationError
-from distill_training.latency import measure_latency
-from distill_training.report import build_rows, environment, write_report
+from distill_training.export import ExportValidationError, Published
+from distill_training.losses import LOSSES
 from distill_training.staleness import read_meta
-from distill_training.train import autocast_dtype
 
-Step = Callable[[steps.Context, argparse.Namespace], None]
+Step = Callable[[Context, argparse.Namespace], None]
 
 
-def _teacher(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _teacher(ctx: Context, args: argparse.Namespace) -> None:
     path = steps.teacher_weights(ctx)
     meta = read_meta(path.parent)
     print(f"teacher: {path} (best val accuracy {meta['val_accuracy']:.4f})")
 
 
-def _logits(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _logits(ctx: Context, args: argparse.Namespace) -> None:
     (x, _, logits), key = steps.student_views(ctx)
     print(f"teacher logits: {tuple(logits.shape)} for {len(x):,} training views, cache key {key[:16]}")
 
 
-def _student(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _student(ctx: Context, args: argparse.Namespace) -> None:
     r = steps.student(ctx, args.method, args.seed)
     print(f"student {r.method} seed {r.seed}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f} -> {r.weights}")
 
 
-def _kd_vs_control(ctx: steps.Context, args: argparse.Namespace) -> None:
-    summary = steps.kd_vs_control(ctx, args.seeds or ctx.cfg.student.seeds)
-    kd, none, diff = summary["kd"], summary["none"], summary["difference"]
-    print(f"KD:      {kd['mean']:.2%} ± {kd['std'] * 100:.2f} pts  {[f'{a:.4f}' for a in kd['test_accuracy']]}")
-    print(f"control: {none['mean']:.2%} ± {none['std'] * 100:.2f} pts  {[f'{a:.4f}' for a in none['test_accuracy']]}")
-    print(
-        f"KD - control: {diff['mean'] * 100:+.2f} ± {diff['std'] * 100:.2f} pts, KD ahead on "
-        f"{diff['kd_wins']}/{summary['seeds']} seeds -> {ctx.run_dir / 'comparison.json'}"
-    )
+def _kd_vs_control(ctx: Context, args: argparse.Namespace) -> None:
+    _print_comparison(steps.kd_vs_control(ctx, args.seeds or ctx.cfg.student.seeds), ctx.run_dir)
 
 
-def _tune(ctx: steps.Context, args: argparse.Namespace) -> None:
+def _tune(ctx: Context, args: argparse.Namespace) -> None:
     floats = [[float(v) for v in text.split(",")] for text in (args.temperatures, args.weights)]
     rows = steps.tune(ctx, *floats)
     for row in rows:
@@ -63,8 +54,38 @@ def _tune(ctx: steps.Context, args: argparse.Namespace) -> None:
     )
 
 
-def _export(ctx: steps.Context, args: argparse.Namespace) -> None:
-    for label, pub in steps.export_all(ctx, Path(args.out)).items():
+def _export(ctx: Context, args: argparse.Namespace) -> None:
+    _print_published(steps.export_all(ctx, Path(args.out)))
+
+
+def _report(ctx: Context, args: argparse.Namespace) -> None:
+    _print_report(steps.report(ctx, Path(args.out), _reports(args)))
+
+
+def _pipeline(ctx: Context, args: argparse.Namespace) -> None:
+    run = steps.run_pipeline(ctx, Path(args.out), _reports(args))
+    _print_comparison(run.comparison, ctx.run_dir)
+    _print_published(run.published)
+    _print_report(run.report)
+    print(f"pipeline ({ctx.cfg.profile}) done in {run.seconds:.0f} s; models in {args.out}")
+
+
+def _reports(args: argparse.Namespace) -> Path | None:
+    return Path(args.reports) if args.reports else None
+
+
+def _print_comparison(summary: dict[str, Any], run_dir: Path) -> None:
+    kd, none, diff = summary["kd"], summary["none"], summary["difference"]
+    print(f"KD:      {kd['mean']:.2%} ± {kd['std'] * 100:.2f} pts  {[f'{a:.4f}' for a in kd['test_accuracy']]}")
+    print(f"control: {none['mean']:.2%} ± {none['std'] * 100:.2f} pts  {[f'{a:.4f}' for a in none['test_accuracy']]}")
+    print(
+        f"KD - control: {diff['mean'] * 100:+.2f} ± {diff['std'] * 100:.2f} pts, KD ahead on "
+        f"{diff['kd_wins']}/{summary['seeds']} seeds -> {run_dir / 'comparison.json'}"
+    )
+
+
+def _print_published(published: dict[str, Published]) -> None:
+    for label, pub in published.items():
         record = pub.card.versions[pub.card.latest_version]
         print(
             f"{label}: {pub.model_file} ({record.parameters:,} params, {record.size_bytes / 1024:,.0f} KiB, "
@@ -73,35 +94,14 @@ def _export(ctx: steps.Context, args: argparse.Namespace) -> None:
         )
 
 
-def _report(ctx: steps.Context, args: argparse.Namespace) -> None:
-    cfg = ctx.cfg
-    published = steps.export_all(ctx, Path(args.out))
-    comparison = steps.kd_vs_control(ctx, cfg.student.seeds)
-    paths = {label: pub.model_file for label, pub in published.items()}
-    latencies = measure_latency(paths, threads=cfg.export.latency_threads, runs=cfg.export.latency_runs)
-    rows = build_rows(published, latencies)
-    env = environment("bf16" if autocast_dtype(cfg.teacher.precision) else "fp32")
-    tuning_file = ctx.run_dir / "tuning.json"
-    tuning = json.loads(tuning_file.read_text()) if tuning_file.is_file() else []
-    report_dir = Path(args.reports or cfg.export.report_dir)
-    path = write_report(
-        report_dir, cfg=cfg, rows=rows, comparison=comparison, timings=steps.save_timings(ctx), tuning=tuning, env=env
-    )
-    teacher = rows[0]
-    for row in rows:
+def _print_report(report: steps.Report) -> None:
+    teacher = report.rows[0]
+    for row in report.rows:
         print(
             f"{row.label:8s} {row.accuracy:.2%}  {row.parameters:>9,} params  p50 {row.p50_us:8.1f} µs  "
             f"speedup {teacher.p50_us / row.p50_us:5.1f}x"
         )
-    print(f"report: {path}")
-
-
-def _pipeline(ctx: steps.Context, args: argparse.Namespace) -> None:
-    start = time.perf_counter()
-    _kd_vs_control(ctx, argparse.Namespace(seeds=0))
-    _export(ctx, args)
-    _report(ctx, args)
-    print(f"pipeline ({ctx.cfg.profile}) done in {time.perf_counter() - start:.0f} s; models in {args.out}")
+    print(f"report: {report.path}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     add("teacher", _teacher, "train the teacher (checkpoint every epoch; resumes when interrupted)")
     add("logits", _logits, "cache the teacher's logits on the training views")
     p = add("student", _student, "train one student")
-    p.add_argument("--method", choices=steps.METHODS, default="kd", help="kd (distilled) or none (label-only)")
+    p.add_argument("--method", choices=list(LOSSES), default="kd", help="how it is trained (losses.LOSSES)")
     p.add_argument("--seed", type=int, default=0)
     p = add("kd-vs-control", _kd_vs_control, "train KD and control students on the same seeds; mean and spread")
     p.add_argument("--seeds", type=int, default=0, help="number of seeds (default: student.seeds of the profile)")
@@ -160,7 +160,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        ctx = steps.open_context(_config(args))
+        ctx = open_context(_config(args))
         args.fn(ctx, args)
     except (DatasetError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)

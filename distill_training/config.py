@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import yaml
 
 from modelrepo.dataset import DEFAULT_DATA_DIR, FASHION_MNIST_LABELS
 
+T = TypeVar("T")
 Precision = Literal["auto", "fp32", "bf16"]
 PROFILES = ("quick", "default")
 
@@ -34,9 +36,10 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """A convolutional teacher: two conv stages then a dense head (most parameters, few MACs)."""
+    """The teacher: its architecture (a name in `nets.TEACHERS`), the net's sizes, and its training recipe."""
 
     name: str = "fmnist-teacher"
+    architecture: str = "conv"  # two conv stages then a dense head (most parameters, few MACs)
     width: int = 32  # channels of the first stage; the second has twice as many
     hidden: int = 512  # dense head
     dropout: float = 0.3
@@ -52,27 +55,26 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """An MLP student distilled from cached teacher logits, and its label-only control."""
+    """A student distilled from cached teacher logits, and its label-only control: its architecture (a name in
+    `nets.STUDENTS`), the net's sizes, and its training recipe. The loss is the method's (`losses.LOSSES`).
+
+    How the defaults were chosen, and what else was tried: docs/decisions.md, section Training.
+    """
 
     name: str = "fmnist-student"
     control_name: str = "fmnist-control"  # exported into the run directory, not the served repository
-    # Mean validation accuracy over seeds 0-2 (T=2, weight 0.5, one run of the logits): 784-128-128-10 90.70%,
-    # 784-128-64-10 90.41%, the latter for 40 epochs 90.61%; shifted views, dropout and 784-192-64-10 scored
-    # lower. 784-128-10 scored 90.3% on seed 0.
-    hidden: tuple[int, ...] = (128, 128)
+    architecture: str = "mlp"
+    hidden: tuple[int, ...] = (128, 128)  # the MLP's hidden layers
     epochs: int = 20
     batch_size: int = 256
     lr: float = 2e-3  # peak of the one-cycle schedule (AdamW)
     weight_decay: float = 1e-4
-    # T and the weight: the grid 1,2,4 x 0.5,0.7,0.9 on validation (`tune`, seed 0) put T=1, weight 0.9 first for
-    # this student (90.68% vs 90.40% for T=2, weight 0.5); over seeds 0-2, T=2, weight 0.5 averaged 90.61% and
-    # T=1, weight 0.9 90.41%, so T=2, weight 0.5 stays.
-    temperature: float = 2.0
+    temperature: float = 2.0  # KD temperature T: low temperatures suit a small student
     kd_weight: float = 0.5  # weight of the soft (KD) term; 1 - kd_weight goes to cross-entropy
     hflip_view: bool = True  # also train on mirrored images (their teacher logits are cached too)
     shift: int = 0  # random shifts of up to this many pixels (teacher logits of the unshifted image)
-    # Intra-op threads for student training: its matmuls are small, and with 2 threads on cores shared with
-    # other jobs an epoch took 70 s instead of 1 s (measured here), as each op waits for a descheduled thread.
+    # Intra-op threads per student: its matmuls are small, and a second thread on cores shared with other jobs
+    # makes every op wait for it to be scheduled.
     threads: int = 1
     seeds: int = 3  # kd-vs-control trains seeds 0..seeds-1 of both methods; the best on validation is exported
 
@@ -118,6 +120,15 @@ def profile_config(profile: str) -> PipelineConfig:
 
 class ConfigError(ValueError):
     """A bad override or config file; the message says which key and why."""
+
+
+def lookup(table: Mapping[str, T], name: str, setting: str) -> T:
+    """The entry `name` of one of the tables a setting names (an architecture, a method); a ConfigError that
+    lists the known names otherwise."""
+    try:
+        return table[name]
+    except KeyError:
+        raise ConfigError(f"unknown {setting} {name!r}; known: {', '.join(table)}") from None
 
 
 def _coerce(value: str, current: Any) -> Any:

@@ -2,7 +2,11 @@
 
 Export -> run in onnxruntime against PyTorch on real test images (max abs logit difference, argmax agreement)
 -> refuse on mismatch -> ONNX accuracy on the whole test set -> copy into `<repo>/<name>/<version>/model.onnx`
-and write `<repo>/<name>/config.json` (service.card.ModelCard). Nothing is published when validation fails.
+and write `<repo>/<name>/config.json` (`modelrepo.card.ModelCard`). Nothing is published when validation fails.
+
+The card records how the model was made: its `method` (`teacher`, or a student method of `losses.LOSSES`) and
+its `architecture` (a name in `nets.TEACHERS` or `nets.STUDENTS`). Readers take any name, so the writer checks
+them here, against its own tables, before exporting anything.
 """
 
 from __future__ import annotations
@@ -22,15 +26,17 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from distill_training.config import ExportConfig
+from distill_training.config import ConfigError, ExportConfig
 from distill_training.data import Dataset
-from distill_training.nets import count_parameters, set_memory_format
+from distill_training.losses import LOSSES
+from distill_training.nets import STUDENTS, TEACHERS, count_parameters, set_memory_format
 from modelrepo.card import ModelCard, Preprocessing, Role, TensorSpec, VersionRecord
-from modelrepo.layout import model_path, read_card, sha256_file, write_card
+from modelrepo.layout import card_path, model_path, read_card, sha256_file, write_card
 from modelrepo.onnx import open_session
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+TEACHER_METHOD = "teacher"  # the method a teacher's card records: trained on the labels
 
 
 class ExportValidationError(Exception):
@@ -128,15 +134,17 @@ def publish(
     name: str,
     role: Role,
     method: str,
+    architecture: str,
     teacher: str | None,
     source: Path,
     config: dict[str, Any],
     version: int = 1,
 ) -> Published:
     """Export `model` (weights from `source`), validate, measure, publish with its card; skip if up to date."""
+    check_names(role, method, architecture)
     source_sha = sha256_file(source)
     target = model_path(repo, name, version)
-    existing = _up_to_date(repo, name, version, source_sha, config)
+    existing = _up_to_date(repo, name, version, (method, architecture), source_sha, config)
     if existing is not None:
         return existing
     staging = export_onnx(model, data.image_shape, repo / name / f".staging-{version}" / "model.onnx", opset=cfg.opset)
@@ -157,6 +165,7 @@ def publish(
         parameters=count_parameters(model),
         test_accuracy=test_accuracy,
         method=method,
+        architecture=architecture,
         config={"training": config, "source_sha256": source_sha, "validation": validation},
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
@@ -174,14 +183,28 @@ def publish(
     return Published(card, target, validation)
 
 
-def _up_to_date(repo: Path, name: str, version: int, source_sha: str, config: dict[str, Any]) -> Published | None:
+def check_names(role: Role, method: str, architecture: str) -> None:
+    """A ConfigError unless `method` and `architecture` are entries of this package's tables for `role`."""
+    methods = [TEACHER_METHOD] if role == "teacher" else list(LOSSES)
+    architectures = list(TEACHERS if role == "teacher" else STUDENTS)
+    for kind, name, known in (("method", method, methods), ("architecture", architecture, architectures)):
+        if name not in known:
+            raise ConfigError(f"unknown {role} {kind} {name!r}; known: {', '.join(known)}")
+
+
+def _up_to_date(
+    repo: Path, name: str, version: int, made: tuple[str, str], source_sha: str, config: dict[str, Any]
+) -> Published | None:
+    """The published model if its card records this (method, architecture), source weights and config."""
     try:
-        card = read_card(repo / name / "config.json")
+        card = read_card(card_path(repo, name))
     except (OSError, ValueError):
         return None
     record = card.versions.get(version)
     target = model_path(repo, name, version)
     if record is None or not target.is_file() or sha256_file(target) != record.sha256:
+        return None
+    if (record.method, record.architecture) != made:
         return None
     if record.config.get("source_sha256") != source_sha or record.config.get("training") != config:
         return None

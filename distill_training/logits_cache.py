@@ -9,11 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from distill_training.config import PipelineConfig, to_dict
 from distill_training.data import Dataset
-from distill_training.nets import Teacher, set_memory_format
+from distill_training.nets import set_memory_format
 from distill_training.staleness import digest
 from distill_training.train import build_teacher, load_weights
 from modelrepo.layout import sha256_file
@@ -40,8 +41,8 @@ def logits_key(cfg: PipelineConfig, data: Dataset, teacher_weights: Path) -> str
 
 
 @torch.no_grad()
-def _teacher_logits(teacher: Teacher, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """channels_last made this 1.45x faster on the 2-core CPU here (as in training)."""
+def _teacher_logits(teacher: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """In channels_last, which speeds up CPU convolutions here as it does in training."""
     set_memory_format(teacher.eval(), torch.channels_last)
     out = [
         teacher(x[i : i + batch_size].contiguous(memory_format=torch.channels_last))
@@ -60,7 +61,6 @@ def cached_views(cfg: PipelineConfig, data: Dataset, teacher_weights: Path, cach
         if isinstance(logits, torch.Tensor) and logits.shape == (len(x), len(data.labels)):
             return (x, y, logits), key
     teacher = load_weights(build_teacher(cfg.teacher, data), teacher_weights)
-    assert isinstance(teacher, Teacher)
     logits = _teacher_logits(teacher, x)
     cache_dir.mkdir(parents=True, exist_ok=True)
     torch.save(logits, path.with_suffix(".tmp"))

@@ -1,25 +1,37 @@
-"""The two architectures. Both take the same normalised input (B, C, H, W) and return logits (B, K).
+"""The architectures, and the tables that name them: the architecture a card records.
 
-The teacher puts most of its parameters in a dense head (cheap in MACs) and its compute in two conv stages; the
-student is an MLP that flattens internally, so a client sends the same tensor to both.
+Every net takes the same normalised input (B, C, H, W) and returns logits (B, K), so a client sends the same
+tensor to the teacher and the student. `TEACHERS` and `STUDENTS` map a name (`teacher.architecture`,
+`student.architecture`) to a builder `(cfg, image_shape, n_classes) -> nn.Module`. Adding an architecture is
+one class or function here and one line in its table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Final
+
 import torch
 from torch import nn
+
+from distill_training.config import StudentConfig, TeacherConfig
+
+ImageShape = tuple[int, int, int]  # (C, H, W)
+TeacherBuilder = Callable[[TeacherConfig, ImageShape, int], nn.Module]
+StudentBuilder = Callable[[StudentConfig, ImageShape, int], nn.Module]
 
 
 def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 
-class Teacher(nn.Module):
-    """conv(w) conv(w) pool, conv(2w) conv(2w) pool, dense(hidden), dense(K); BatchNorm and dropout."""
+class ConvTeacher(nn.Module):
+    """conv(w) conv(w) pool, conv(2w) conv(2w) pool, dense(hidden), dense(K); BatchNorm and dropout.
 
-    def __init__(
-        self, image_shape: tuple[int, int, int], n_classes: int, *, width: int, hidden: int, dropout: float
-    ) -> None:
+    Most of its parameters sit in the dense head (cheap in MACs), most of its compute in the two conv stages.
+    """
+
+    def __init__(self, image_shape: ImageShape, n_classes: int, *, width: int, hidden: int, dropout: float) -> None:
         super().__init__()
         c, h, w = image_shape
         self.features = nn.Sequential(
@@ -44,10 +56,10 @@ class Teacher(nn.Module):
         return logits
 
 
-class Student(nn.Module):
+class MLPStudent(nn.Module):
     """Flatten, then dense layers of the given hidden sizes with ReLU, then a dense layer to K logits."""
 
-    def __init__(self, image_shape: tuple[int, int, int], n_classes: int, *, hidden: tuple[int, ...]) -> None:
+    def __init__(self, image_shape: ImageShape, n_classes: int, *, hidden: tuple[int, ...]) -> None:
         super().__init__()
         c, h, w = image_shape
         layers: list[nn.Module] = [nn.Flatten()]  # (B, C*H*W)
@@ -61,6 +73,22 @@ class Student(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits: torch.Tensor = self.net(x)  # (B, K)
         return logits
+
+
+def conv_teacher(cfg: TeacherConfig, image_shape: ImageShape, n_classes: int) -> nn.Module:
+    return ConvTeacher(image_shape, n_classes, width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout)
+
+
+def mlp_student(cfg: StudentConfig, image_shape: ImageShape, n_classes: int) -> nn.Module:
+    return MLPStudent(image_shape, n_classes, hidden=tuple(cfg.hidden))
+
+
+TEACHERS: Final[dict[str, TeacherBuilder]] = {
+    "conv": conv_teacher,
+}
+STUDENTS: Final[dict[str, StudentBuilder]] = {
+    "mlp": mlp_student,
+}
 
 
 def set_memory_format(model: nn.Module, memory_format: torch.memory_format) -> nn.Module:

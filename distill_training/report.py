@@ -21,7 +21,8 @@ from distill_training.export import Published
 from distill_training.plots import plot_seeds, plot_tradeoff
 from modelrepo.host import cpu_name
 
-# The issue's targets, for the default profile.
+# The project's targets for the default profile: teacher and KD student test accuracy, how many times fewer
+# parameters and how many times lower batch-1 latency the student has, and the whole pipeline's wall time.
 TEACHER_ACCURACY, STUDENT_ACCURACY, PARAM_RATIO, LATENCY_RATIO, PIPELINE_MINUTES = 0.93, 0.90, 10.0, 20.0, 20.0
 
 
@@ -29,7 +30,8 @@ TEACHER_ACCURACY, STUDENT_ACCURACY, PARAM_RATIO, LATENCY_RATIO, PIPELINE_MINUTES
 class Row:
     label: str
     name: str
-    method: str
+    method: str  # as the card records them
+    architecture: str
     accuracy: float
     parameters: int
     size_bytes: int
@@ -48,6 +50,7 @@ def build_rows(published: dict[str, Published], latencies: dict[str, list[float]
                 label,
                 pub.card.name,
                 record.method,
+                record.architecture,
                 record.test_accuracy,
                 record.parameters,
                 record.size_bytes,
@@ -59,7 +62,7 @@ def build_rows(published: dict[str, Published], latencies: dict[str, list[float]
 
 
 def targets(rows: dict[str, Row], comparison: dict[str, Any], total_seconds: float) -> list[tuple[str, str, bool]]:
-    """(target, measured, met) for each of the issue's targets."""
+    """(target, measured, met) for each of the project's targets."""
     t, s, diff = rows["teacher"], rows["student"], comparison["difference"]
     seeds = comparison["seeds"]
     return [
@@ -145,12 +148,13 @@ def _summary(rows: dict[str, Row], cfg: PipelineConfig, env: dict[str, Any]) -> 
         "",
         f"Measured {env['date']} on {env['cpu']}, {env['cores']} cores ({env['precision']} teacher training).",
         "",
-        "| model | name | method | test accuracy (ONNX) | parameters | ONNX size | batch-1 p50 | p90 | speedup |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | name | method | architecture | test accuracy (ONNX) | parameters | ONNX size | batch-1 p50 | p90 "
+        "| speedup |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows.values():
         lines.append(
-            f"| {r.label} | `{r.name}` | {r.method} | {r.accuracy:.2%} | {r.parameters:,} | "
+            f"| {r.label} | `{r.name}` | {r.method} | {r.architecture} | {r.accuracy:.2%} | {r.parameters:,} | "
             f"{r.size_bytes / 1024:,.0f} KiB | {r.p50_us:,.1f} µs | {r.p90_us:,.1f} µs | "
             f"{t.p50_us / r.p50_us:.1f}x |"
         )
@@ -217,12 +221,12 @@ def _setup_section(cfg: PipelineConfig, tuning: list[dict[str, float]]) -> list[
         "",
         f"- Data: {cfg.data.val_size:,} images of train held out for validation (model selection, tuning); "
         "the test set only for the numbers above.",
-        f"- Teacher: conv {t.width}-{t.width}-pool-{2 * t.width}-{2 * t.width}-pool, dense {t.hidden}, dropout "
-        f"{t.dropout}; {t.epochs} epochs, AdamW one-cycle (peak lr {t.lr}), batch {t.batch_size}"
+        f"- Teacher: architecture `{t.architecture}`, width {t.width}, dense {t.hidden}, dropout {t.dropout}; "
+        f"{t.epochs} epochs, AdamW one-cycle (peak lr {t.lr}), batch {t.batch_size}"
         f"{', random flips and 2-pixel shifts' if t.augment else ''}.",
-        f"- Students: MLP {'-'.join(str(h) for h in s.hidden)}; {s.epochs} epochs, AdamW one-cycle (peak lr "
-        f"{s.lr}), batch {s.batch_size}, on the train split{' and its mirror images' if s.hflip_view else ''} "
-        "with cached teacher logits.",
+        f"- Students: architecture `{s.architecture}`, hidden {'-'.join(str(h) for h in s.hidden)}; {s.epochs} "
+        f"epochs, AdamW one-cycle (peak lr {s.lr}), batch {s.batch_size}, on the train split"
+        f"{' and its mirror images' if s.hflip_view else ''} with cached teacher logits.",
         f"- KD (Hinton et al. 2015): {s.kd_weight} · T² · KL(teacher_T || student_T) + {1 - s.kd_weight:g} · CE, "
         f"T = {s.temperature}. Control: cross-entropy only.",
     ]
@@ -238,7 +242,7 @@ def _setup_section(cfg: PipelineConfig, tuning: list[dict[str, float]]) -> list[
         lines += [
             "",
             f"Configured: T = {s.temperature:g}, weight {s.kd_weight:g}. One seed ranks cells closer than seeds "
-            "differ; `StudentConfig` in config.py records how the configured pair was chosen.",
+            "differ; docs/decisions.md (Training) records how the configured pair was chosen.",
         ]
     return [*lines, ""]
 

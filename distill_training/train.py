@@ -1,6 +1,7 @@
-"""The training loops: the teacher (checkpointed every epoch, resumable) and a student (KD or label-only).
+"""The training loops: the teacher (checkpointed every epoch, resumable) and a student (any `losses.LOSSES` method).
 
 Both read top to bottom: seed, data, net, loop, evaluate, keep the best epoch on the validation split, save.
+What they share (optimizer, schedule, best-epoch tracking) is `loop.Fit`.
 Weights are saved as state dicts with torch.save and loaded with torch.load(weights_only=True).
 """
 
@@ -9,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from distill_training.config import PipelineConfig, StudentConfig, TeacherConfig, save_config, to_dict
+from distill_training.config import PipelineConfig, StudentConfig, TeacherConfig, lookup, save_config, to_dict
 from distill_training.data import Dataset
-from distill_training.losses import distillation_loss
-from distill_training.nets import Student, Teacher, set_memory_format
+from distill_training.loop import Fit, accuracy, batches
+from distill_training.losses import LOSSES, StudentLoss
+from distill_training.nets import STUDENTS, TEACHERS, count_parameters, set_memory_format
 from distill_training.staleness import digest, read_meta, write_meta
 
 CHECKPOINT = "checkpoint.pt"  # resumable state of the teacher, rewritten every epoch
@@ -62,30 +63,14 @@ def augment(x: torch.Tensor, gen: torch.Generator, *, flip: bool = True, max_shi
     return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
 
 
-def batches(n: int, batch_size: int, gen: torch.Generator | None = None) -> Iterator[torch.Tensor]:
-    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
-    for start in range(0, n, batch_size):
-        yield order[start : start + batch_size]
+def build_teacher(cfg: TeacherConfig, data: Dataset) -> nn.Module:
+    """The net `cfg.architecture` names in `nets.TEACHERS`, sized for the data."""
+    return lookup(TEACHERS, cfg.architecture, "teacher.architecture")(cfg, data.image_shape, len(data.labels))
 
 
-@torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1000) -> torch.Tensor:
-    """Logits (N, K) in fp32, in eval mode."""
-    model.eval()
-    out = [model(x[idx]).float() for idx in batches(len(x), batch_size)]
-    return torch.cat(out)
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    return float((predict(model, x).argmax(1) == y).float().mean())
-
-
-def build_teacher(cfg: TeacherConfig, data: Dataset) -> Teacher:
-    return Teacher(data.image_shape, len(data.labels), width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout)
-
-
-def build_student(cfg: StudentConfig, data: Dataset) -> Student:
-    return Student(data.image_shape, len(data.labels), hidden=tuple(cfg.hidden))
+def build_student(cfg: StudentConfig, data: Dataset) -> nn.Module:
+    """The net `cfg.architecture` names in `nets.STUDENTS`, sized for the data."""
+    return lookup(STUDENTS, cfg.architecture, "student.architecture")(cfg, data.image_shape, len(data.labels))
 
 
 def teacher_key(cfg: PipelineConfig, data: Dataset) -> str:
@@ -105,41 +90,34 @@ def train_teacher(cfg: PipelineConfig, data: Dataset, out_dir: Path) -> Path:
     model = build_teacher(tc, data)
     memory = torch.channels_last if tc.channels_last else torch.contiguous_format
     set_memory_format(model, memory)
-    opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    total_steps = tc.epochs * math.ceil(len(data.train_x) / tc.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=tc.lr, total_steps=total_steps)
-    parts: dict[str, Any] = {"model": model, "optimizer": opt, "scheduler": sched}
-    state = _resume(out_dir / CHECKPOINT, key, parts)
+    steps_per_epoch = math.ceil(len(data.train_x) / tc.batch_size)
+    fit = Fit(model, lr=tc.lr, weight_decay=tc.weight_decay, epochs=tc.epochs, steps_per_epoch=steps_per_epoch)
+    _resume(out_dir / CHECKPOINT, key, fit)
     dtype = autocast_dtype(tc.precision)
     print(
-        f"teacher: {sum(p.numel() for p in model.parameters()):,} params, {'bf16 autocast' if dtype else 'fp32'}, "
-        f"channels_last={tc.channels_last}, {len(data.train_x):,} images, epochs {state['epoch'] + 1}-{tc.epochs}"
+        f"teacher: {count_parameters(model):,} params, {'bf16 autocast' if dtype else 'fp32'}, "
+        f"channels_last={tc.channels_last}, {len(data.train_x):,} images, epochs {fit.epochs_done + 1}-{tc.epochs}"
     )
     start = time.perf_counter()
-    for epoch in range(state["epoch"], tc.epochs):
+    for epoch in range(fit.epochs_done, tc.epochs):
         torch.manual_seed(tc.seed * 1000 + epoch)  # dropout; resuming repeats the same epoch
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
-        loss = _teacher_epoch(model, opt, sched, data, tc, gen, dtype, memory, desc=f"teacher {epoch + 1}/{tc.epochs}")
+        loss = _teacher_epoch(fit, data, tc, gen, dtype, memory, desc=f"teacher {epoch + 1}/{tc.epochs}")
         val = accuracy(model, data.val_x, data.val_y)
-        state["history"].append({"epoch": epoch + 1, "loss": loss, "val_accuracy": val})
-        if val > state["best_val"]:
-            state["best_val"], state["best"] = val, {k: v.clone() for k, v in model.state_dict().items()}
-        state["epoch"] = epoch + 1
-        tqdm.write(f"teacher epoch {epoch + 1}: val accuracy {val:.4f} (best {state['best_val']:.4f})")
-        _save_checkpoint(out_dir / CHECKPOINT, state, parts)
-    torch.save(state["best"], out_dir / WEIGHTS)
-    write_meta(out_dir, {"key": key, "val_accuracy": state["best_val"], "history": state["history"]})
+        fit.end_epoch(val, loss=loss)
+        tqdm.write(f"teacher epoch {epoch + 1}: val accuracy {val:.4f} (best {fit.best_val:.4f})")
+        _save_checkpoint(out_dir / CHECKPOINT, {**fit.state_dict(), "key": key})
+    torch.save(fit.best_weights(), out_dir / WEIGHTS)
+    write_meta(out_dir, {"key": key, "val_accuracy": fit.best_val, "history": fit.history})
     print(
-        f"teacher: best val accuracy {state['best_val']:.4f}, trained in {time.perf_counter() - start:.0f} s "
+        f"teacher: best val accuracy {fit.best_val:.4f}, trained in {time.perf_counter() - start:.0f} s "
         f"-> {out_dir / WEIGHTS}"
     )
     return out_dir / WEIGHTS
 
 
 def _teacher_epoch(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
+    fit: Fit,
     data: Dataset,
     tc: TeacherConfig,
     gen: torch.Generator,
@@ -148,39 +126,33 @@ def _teacher_epoch(
     *,
     desc: str,
 ) -> float:
-    """One pass over the training split; returns the last batch's loss."""
-    model.train()
+    """One pass over the training split (cross-entropy with the labels); returns the last batch's loss."""
+    fit.model.train()
     loss = torch.zeros(())
     bar = tqdm(list(batches(len(data.train_x), tc.batch_size, gen)), desc=desc)
     for idx in bar:
         x = augment(data.train_x[idx], gen) if tc.augment else data.train_x[idx]  # (B, C, H, W)
         with _autocast(dtype):
-            loss = F.cross_entropy(model(x.contiguous(memory_format=memory)), data.train_y[idx])
-        opt.zero_grad(set_to_none=True)
-        torch.autograd.backward(loss)
-        opt.step()
-        sched.step()
+            loss = F.cross_entropy(fit.model(x.contiguous(memory_format=memory)), data.train_y[idx])
+        fit.step(loss)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return float(loss.item())
 
 
-def _resume(path: Path, key: str, parts: dict[str, Any]) -> dict[str, Any]:
-    """Load model/optimizer/scheduler state from an epoch checkpoint of the same run, else start fresh."""
-    state: dict[str, Any] = {"epoch": 0, "history": [], "best_val": -1.0, "best": None, "key": key}
+def _resume(path: Path, key: str, fit: Fit) -> None:
+    """Load the state of an epoch checkpoint of the same run into `fit`; start fresh otherwise."""
     if not path.is_file():
-        return state
+        return
     saved = torch.load(path, weights_only=True)
     if saved.get("key") != key:
-        return state
-    for name, part in parts.items():
-        part.load_state_dict(saved[name])
+        return
+    fit.load_state_dict(saved)
     print(f"teacher: resuming after epoch {saved['epoch']} from {path}")
-    return {k: saved[k] for k in state}
 
 
-def _save_checkpoint(path: Path, state: dict[str, Any], parts: dict[str, Any]) -> None:
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Atomic (temp file + rename) so an interruption never leaves half a checkpoint."""
-    torch.save({**state, **{name: part.state_dict() for name, part in parts.items()}}, path.with_suffix(".tmp"))
+    torch.save(state, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
 
 
@@ -209,7 +181,8 @@ def train_student(
     out_dir: Path,
     progress: bool = True,
 ) -> StudentResult:
-    """Train a student on (images, labels, teacher logits) views; method `kd` or `none` (label-only)."""
+    """Train a student on (images, labels, teacher logits) views with the loss of `method` (`losses.LOSSES`)."""
+    loss = lookup(LOSSES, method, "student method")
     done = trained_student(cfg, method=method, seed=seed, logits_key=logits_key, out_dir=out_dir)
     if done is not None:
         return done
@@ -217,7 +190,9 @@ def train_student(
     torch.set_num_threads(cfg.threads)
     try:
         key = _student_key(cfg, method, seed, logits_key)
-        return _fit_student(cfg, data, views, method=method, seed=seed, key=key, out_dir=out_dir, progress=progress)
+        return _fit_student(
+            cfg, data, views, loss, method=method, seed=seed, key=key, out_dir=out_dir, progress=progress
+        )
     finally:
         torch.set_num_threads(threads)
 
@@ -241,6 +216,7 @@ def _fit_student(
     cfg: StudentConfig,
     data: Dataset,
     views: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    loss: StudentLoss,
     *,
     method: str,
     seed: int,
@@ -249,35 +225,25 @@ def _fit_student(
     progress: bool,
 ) -> StudentResult:
     x, y, teacher_logits = views  # (N, C, H, W), (N,), (N, K)
-    kd_weight = cfg.kd_weight if method == "kd" else 0.0
-    torch.manual_seed(seed)  # same init and same batch order for both methods
+    torch.manual_seed(seed)  # same init and same batch order for every method
     model = build_student(cfg, data)
     gen = torch.Generator().manual_seed(seed)
-    steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps)
-    best_val, best, history = -1.0, model.state_dict(), []
+    steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
+    fit = Fit(model, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch)
     bar = tqdm(range(cfg.epochs), desc=f"student {method} seed {seed}", disable=not progress)
-    for epoch in bar:
+    for _ in bar:
         model.train()
         for idx in batches(len(x), cfg.batch_size, gen):
             xb = augment(x[idx], gen, flip=False, max_shift=cfg.shift) if cfg.shift else x[idx]  # (B, C, H, W)
-            loss = distillation_loss(
-                model(xb), teacher_logits[idx], y[idx], temperature=cfg.temperature, kd_weight=kd_weight
-            )
-            opt.zero_grad(set_to_none=True)
-            torch.autograd.backward(loss)
-            opt.step()
-            sched.step()
+            fit.step(loss(model(xb), teacher_logits[idx], y[idx], cfg))
         val = accuracy(model, data.val_x, data.val_y)
-        history.append({"epoch": epoch + 1, "val_accuracy": val})
-        if val > best_val:
-            best_val, best = val, {k: v.clone() for k, v in model.state_dict().items()}
-        bar.set_postfix(val=f"{val:.4f}", best=f"{best_val:.4f}")
+        fit.end_epoch(val)
+        bar.set_postfix(val=f"{val:.4f}", best=f"{fit.best_val:.4f}")
+    best = fit.best_weights()
     model.load_state_dict(best)
     test = accuracy(model, data.test_x, data.test_y)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(best, out_dir / WEIGHTS)
-    write_meta(out_dir, {"key": key, "val_accuracy": best_val, "test_accuracy": test, "history": history})
+    write_meta(out_dir, {"key": key, "val_accuracy": fit.best_val, "test_accuracy": test, "history": fit.history})
     save_config(cfg, out_dir / "config.yaml")
-    return StudentResult(method, seed, out_dir / WEIGHTS, best_val, test)
+    return StudentResult(method, seed, out_dir / WEIGHTS, fit.best_val, test)

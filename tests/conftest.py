@@ -1,4 +1,7 @@
-"""Test tiers are folders; each test is marked by the folder it lives in (unit, api, integration, deploy)."""
+"""Test tiers are folders; each test is marked by the folder it lives in (unit, api, integration, deploy).
+
+Also the fixtures every tier may share: `quick_build`, the quick profile's trained models, built once a session.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ import warnings
 from pathlib import Path
 
 import pytest
+from quick_models import run_pipeline
 
 # `require` and `IN_CI` live in tests/tiers.py (a unique module name); importing them from `conftest` still works.
-from tiers import IN_CI, require  # noqa: F401
+from tiers import IN_CI, require  # noqa: F401 - IN_CI is re-exported
+
+from modelrepo.dataset import DEBIAN_PACKAGE, DEFAULT_DATA_DIR
 
 TIERS = ("unit", "api", "integration", "deploy")
 
@@ -32,3 +38,17 @@ def _import_starlette_testclient() -> None:
 
 
 _import_starlette_testclient()
+
+
+@pytest.fixture(scope="session")
+def quick_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding `models/`, `run/` and `reports/` of one quick-profile pipeline run (tests/quick_models.py),
+    trained once per session. Tests read it; one re-runs the pipeline on it and checks that nothing changes."""
+    require(
+        Path(DEFAULT_DATA_DIR).is_dir(),
+        f"Fashion-MNIST not installed at {DEFAULT_DATA_DIR} (apt-get install {DEBIAN_PACKAGE})",
+    )
+    folder = tmp_path_factory.mktemp("quick")
+    proc = run_pipeline(folder)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return folder

@@ -5,9 +5,9 @@ What it needs (`.ci/run` provides all of it; a developer machine without it skip
   (`../shared/tools/docker-engine.sh start` does all three);
 - the machine's CA certificates (compose_stack.ca_bundle), copied into a test-only base image so that pip inside
   the builds reaches PyPI;
-- the Debian Fashion-MNIST, to train the quick models on the host: torch inside a container would download a
-  CUDA build, so the trainer image is not built here (the README says how users build it). DISTILL_TEST_MODELS
-  names an already trained repository to skip the training.
+- the Debian Fashion-MNIST, to train the quick models on the host (`quick_build`, shared with the other tiers):
+  torch inside a container would download a CUDA build, so the trainer image is not built here (the README says
+  how users build it). DISTILL_TEST_MODELS names an already trained repository to skip the training.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,14 +23,12 @@ import pytest
 from compose_stack import (
     API_IMAGE,
     BASE_IMAGE,
-    DATA_DIR,
     LOADTEST_IMAGE,
     PROMETHEUS_IMAGE,
     ROOT,
     Stack,
     build_base_image,
     free_port,
-    run,
     wait_for,
 )
 from tiers import require
@@ -48,16 +45,12 @@ def docker_engine() -> None:
 
 
 @pytest.fixture(scope="session")
-def model_repository(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The quick models, trained on the host and readable by the container's non-root user."""
+def model_repository(request: pytest.FixtureRequest) -> Path:
+    """The quick models (the session's `quick_build`, trained once on the host for every tier), readable by the
+    container's non-root user."""
     if os.environ.get("DISTILL_TEST_MODELS"):
         return Path(os.environ["DISTILL_TEST_MODELS"]).resolve()
-    require(DATA_DIR.is_dir(), f"{DATA_DIR} is missing (Debian package dataset-fashion-mnist)")
-    work = tmp_path_factory.mktemp("deploy-training")
-    repo = work / "models"
-    run([sys.executable, "-m", "distill_training", "pipeline", "--profile", "quick", "--out", str(repo),
-         "--data-dir", str(DATA_DIR), "--run-dir", str(work / "run"), "--reports", str(work / "reports")],
-        timeout=1200)  # fmt: skip
+    repo: Path = request.getfixturevalue("quick_build") / "models"
     # pytest makes its temporary folders 0700; the api runs as uid 10001 and reads the bind mount.
     for path in (repo, *repo.rglob("*")):
         path.chmod(0o755 if path.is_dir() else 0o644)

@@ -1,57 +1,30 @@
 """End to end: the quick profile builds a model repository whose cards validate and whose ONNX models run.
 
-Trains tiny nets on a subset of Fashion-MNIST (about 2 minutes on 2 cores), then checks the repository as the
-service would read it, and that a second run finds everything up to date and retrains nothing.
+Trains tiny nets on a subset of Fashion-MNIST (about a minute on 2 cores, once per session: `quick_build`), then
+checks the repository as the service would read it, and that a second run finds everything up to date and
+retrains nothing.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
+from quick_models import run_pipeline
 
-from modelrepo.dataset import DEFAULT_DATA_DIR, FASHION_MNIST_LABELS
+from modelrepo.dataset import FASHION_MNIST_LABELS
 from modelrepo.layout import list_model_dirs, model_path, read_card, sha256_file
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def run_pipeline(tmp: Path) -> subprocess.CompletedProcess[str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "distill_training",
-        "pipeline",
-        "--profile",
-        "quick",
-        "--out",
-        str(tmp / "models"),
-        "--run-dir",
-        str(tmp / "run"),
-        "--reports",
-        str(tmp / "reports"),
-    ]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540, check=False)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not Path(DEFAULT_DATA_DIR).is_dir():
-        reason = f"Fashion-MNIST not installed at {DEFAULT_DATA_DIR} (apt-get install dataset-fashion-mnist)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"required in CI: {reason}")
-        pytest.skip(reason)
-    tmp = tmp_path_factory.mktemp("quick")
-    proc = run_pipeline(tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp
+@pytest.fixture
+def built(quick_build: Path) -> Path:
+    """The session's quick build (tests/conftest.py), shared with the train/serve skew test."""
+    return quick_build
 
 
 def test_repository_holds_exactly_the_teacher_and_the_kd_student(built: Path) -> None:
@@ -101,3 +74,12 @@ def test_the_exported_student_is_the_best_kd_seed_on_validation(built: Path) -> 
     val = comparison["kd"]["val_accuracy"]
     assert selected["seed"] == comparison["kd"]["exported_seed"] == val.index(max(val))
     assert selected["val_accuracy"] == max(val)
+
+
+def test_cards_and_report_record_the_method_and_architecture_of_each_model(built: Path) -> None:
+    made = [("teacher", "conv"), ("kd", "mlp"), ("none", "mlp")]  # teacher, KD student, control
+    folders = ["models/fmnist-teacher", "models/fmnist-student", "run/export/fmnist-control"]
+    records = [read_card(built / folder / "config.json").versions[1] for folder in folders]
+    assert [(r.method, r.architecture) for r in records] == made
+    report = json.loads((built / "reports/distillation.json").read_text())
+    assert [(m["method"], m["architecture"]) for m in report["models"]] == made

@@ -40,3 +40,24 @@ def test_bad_data_dir_is_a_one_line_error_with_exit_code_2(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and "--data-dir" in err and "Traceback" not in err
+
+
+def test_an_unknown_architecture_is_a_one_line_error_before_any_data_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "teacher",
+            "--profile",
+            "quick",
+            "--set",
+            "student.architecture=cnn",
+            "--data-dir",
+            str(tmp_path / "missing"),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == "error: unknown student.architecture 'cnn'; known: mlp\n"

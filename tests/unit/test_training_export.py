@@ -1,7 +1,9 @@
-"""Export validation: a faithful ONNX model passes and is published with a valid card; a tampered one is caught."""
+"""Export validation: a faithful ONNX model passes and is published with a valid card; a tampered one is caught;
+the card's method and architecture are names of the training tables."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,11 @@ import torch
 from onnx import numpy_helper
 
 from distill_training import export
-from distill_training.config import ExportConfig
+from distill_training.config import ConfigError, ExportConfig
 from distill_training.data import Dataset
 from distill_training.export import ExportValidationError, export_onnx, publish, session, validate
-from distill_training.nets import Student
+from distill_training.nets import MLPStudent
+from modelrepo.card import Role
 from modelrepo.layout import read_card, sha256_file
 
 SHAPE = (1, 8, 8)
@@ -28,9 +31,9 @@ def tiny_dataset() -> Dataset:
     return Dataset(x, y, x[:16], y[:16], x, y, mean=[0.5], std=[0.25], labels=("a", "b", "c"), fingerprint="0" * 64)
 
 
-def tiny_student() -> Student:
+def tiny_student() -> MLPStudent:
     torch.manual_seed(0)
-    return Student(SHAPE, 3, hidden=(16,)).eval()
+    return MLPStudent(SHAPE, 3, hidden=(16,)).eval()
 
 
 def tamper(path: Path) -> None:
@@ -76,6 +79,7 @@ def test_publish_writes_a_valid_card(tmp_path: Path) -> None:
         name="tiny",
         role="student",
         method="kd",
+        architecture="mlp",
         teacher="big",
         source=tmp_path / "w.pt",
         config={"k": 1},
@@ -107,8 +111,60 @@ def test_publish_refuses_a_tampered_export(tmp_path: Path, monkeypatch: pytest.M
             name="tiny",
             role="student",
             method="kd",
+            architecture="mlp",
             teacher="big",
             source=tmp_path / "w.pt",
             config={},
         )
     assert not list((tmp_path / "repo").rglob("*.onnx")) and not list((tmp_path / "repo").rglob("config.json"))
+
+
+def test_the_card_records_the_method_and_the_architecture(tmp_path: Path) -> None:
+    data, model = tiny_dataset(), tiny_student()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    publish(
+        model,
+        data,
+        CFG,
+        repo=tmp_path / "repo",
+        name="tiny",
+        role="student",
+        method="none",
+        architecture="mlp",
+        teacher="big",
+        source=tmp_path / "w.pt",
+        config={},
+    )
+    record = read_card(tmp_path / "repo" / "tiny" / "config.json").versions[1]
+    assert (record.method, record.architecture) == ("none", "mlp")
+
+
+@pytest.mark.parametrize(
+    ("role", "method", "architecture", "error"),
+    [
+        ("student", "distil", "mlp", "unknown student method 'distil'; known: kd, none"),
+        ("student", "kd", "cnn", "unknown student architecture 'cnn'; known: mlp"),
+        ("teacher", "kd", "conv", "unknown teacher method 'kd'; known: teacher"),
+        ("teacher", "teacher", "mlp", "unknown teacher architecture 'mlp'; known: conv"),
+    ],
+)
+def test_publish_refuses_names_its_tables_do_not_hold_before_writing_anything(
+    tmp_path: Path, role: Role, method: str, architecture: str, error: str
+) -> None:
+    data, model = tiny_dataset(), tiny_student()
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    with pytest.raises(ConfigError, match=re.escape(error)):
+        publish(
+            model,
+            data,
+            CFG,
+            repo=tmp_path / "repo",
+            name="tiny",
+            role=role,
+            method=method,
+            architecture=architecture,
+            teacher="big" if role == "student" else None,
+            source=tmp_path / "w.pt",
+            config={},
+        )
+    assert not (tmp_path / "repo").exists()

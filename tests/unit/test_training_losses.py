@@ -1,12 +1,16 @@
-"""The distillation losses: properties where the formula does not matter, stored values where it does."""
+"""The distillation losses and the method table: properties where the formula does not matter, stored values
+where it does."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from distill_training.losses import distillation_loss, kd_loss
+from distill_training.config import StudentConfig
+from distill_training.losses import LOSSES, distillation_loss, kd_loss
 
 STUDENT = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]])
 TEACHER = torch.tensor([[3.0, 2.0, 1.0], [0.0, 1.0, 0.0]])
@@ -49,3 +53,28 @@ def test_distillation_loss_mixes_soft_and_hard_terms() -> None:
     assert mixed == pytest.approx(0.25 * soft + 0.75 * hard, rel=1e-6)
     control = distillation_loss(STUDENT, TEACHER, labels, temperature=2.0, kd_weight=0.0).item()
     assert control == pytest.approx(hard, rel=1e-6)
+
+
+def test_the_kd_method_is_hintons_objective_with_the_configured_temperature_and_weight() -> None:
+    labels = torch.tensor([2, 1])
+    loss = LOSSES["kd"](STUDENT, TEACHER, labels, StudentConfig(temperature=3.0, kd_weight=0.25))
+    expected = distillation_loss(STUDENT, TEACHER, labels, temperature=3.0, kd_weight=0.25)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_the_control_method_is_cross_entropy_and_ignores_the_teacher() -> None:
+    labels, cfg = torch.tensor([2, 1]), StudentConfig()
+    hard = F.cross_entropy(STUDENT, labels).item()
+    assert LOSSES["none"](STUDENT, TEACHER, labels, cfg).item() == pytest.approx(hard, rel=1e-6)
+    assert LOSSES["none"](STUDENT, -5 * TEACHER, labels, cfg).item() == pytest.approx(hard, rel=1e-6)
+
+
+@pytest.mark.parametrize("method", LOSSES)
+def test_every_method_gives_a_differentiable_scalar_and_documents_its_formula_and_paper(method: str) -> None:
+    loss = LOSSES[method]
+    student = STUDENT.clone().requires_grad_(True)
+    value = loss(student, TEACHER, torch.tensor([2, 1]), StudentConfig())
+    value.backward()
+    assert value.ndim == 0 and student.grad is not None and student.grad.abs().sum().item() > 0
+    doc = loss.__doc__ or ""
+    assert "L =" in doc and re.search(r"\b(19|20)\d\d\b", doc), f"{loss.__name__}: formula and paper (year)"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from distill_training.pipeline import best_seed
+from distill_training.comparison import best_seed
 
 
 def test_the_best_validation_seed_is_exported_and_ties_go_to_the_lowest_seed() -> None:

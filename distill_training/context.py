@@ -1,0 +1,74 @@
+"""What the steps of one invocation share (`Context`: the config, the data loaded once, the students' views
+built once) and the wall time of each step, saved in `<run_dir>/timings.json` for the report."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from distill_training.config import PipelineConfig, lookup, save_config
+from distill_training.data import Dataset, load_dataset
+from distill_training.logits_cache import Views
+from distill_training.nets import STUDENTS, TEACHERS
+
+T = TypeVar("T")
+TIMINGS = "timings.json"
+CACHED_SECONDS = 2.0  # a step that took less than this found its outputs up to date
+
+
+@dataclass
+class Context:
+    """What the steps share in one invocation: the config, the data (loaded once) and step timings."""
+
+    cfg: PipelineConfig
+    data: Dataset
+    timings: dict[str, float]
+    loads: dict[str, float] = field(default_factory=dict)
+    views: tuple[Views, str] | None = None  # the students' training views, built once per invocation
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.cfg.run_dir)
+
+
+def open_context(cfg: PipelineConfig) -> Context:
+    """Check the names the config gives (before any training), load the data, save the config in the run dir."""
+    lookup(TEACHERS, cfg.teacher.architecture, "teacher.architecture")
+    lookup(STUDENTS, cfg.student.architecture, "student.architecture")
+    data = load_dataset(cfg.data)
+    run_dir = Path(cfg.run_dir)
+    save_config(cfg, run_dir / "config.yaml")
+    return Context(cfg, data, {})
+
+
+def timed(ctx: Context, step: str, fn: Callable[[], T]) -> T:
+    """Run a step and record its wall time (a cached step takes well under a second)."""
+    start = time.perf_counter()
+    result = fn()
+    ctx.timings[step] = ctx.timings.get(step, 0.0) + time.perf_counter() - start
+    ctx.loads[step] = max(ctx.loads.get(step, 0.0), os.getloadavg()[0])  # how shared the cores were
+    return result
+
+
+def save_timings(ctx: Context) -> dict[str, dict[str, float]]:
+    """Build time (and 1-minute load average at its end) of each step: this invocation's where the step did
+    work, else those of the last invocation that built it."""
+    path = ctx.run_dir / TIMINGS
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    seconds: dict[str, float] = dict(saved.get("seconds", {}))
+    loads: dict[str, float] = dict(saved.get("load_1min", {}))
+    for step, spent in ctx.timings.items():
+        if spent >= CACHED_SECONDS or step not in seconds:
+            seconds[step], loads[step] = spent, ctx.loads.get(step, 0.0)
+    timings = {"seconds": seconds, "load_1min": loads}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(timings, indent=2) + "\n")
+    return timings
