@@ -46,11 +46,12 @@ class Runtime(Protocol):
         ...
 
     def warmup(self, runs: int, max_batch_size: int) -> tuple[float, float]:
-        """Run single rows and full batches; the fastest time of each, in seconds."""
+        """Run single rows and full batches; the fastest time of each, in seconds. The registry runs a model
+        on the event loop when its full batch is that fast (`inline_run_max_us`), else in a worker thread."""
         ...
 
 
-def zeros(spec: TensorSpec, rows: int) -> Tensors:
+def _zeros(spec: TensorSpec, rows: int) -> Tensors:
     """A batch of `rows` zero rows of the input `spec` (its dynamic axis set to `rows`)."""
     shape = [rows if d == -1 else d for d in spec.shape]
     return {spec.name: np.zeros(shape, dtype=NUMPY_DTYPES[spec.datatype])}
@@ -61,6 +62,6 @@ def fastest_runs(
 ) -> tuple[float, float]:
     """The usual warm-up: `runs` single rows, then `runs` full batches of zeros; the fastest compute time of each.
     The fastest is the least disturbed by other processes, so choices made from it do not depend on a busy moment."""
-    single = min(run(zeros(spec, 1)).compute_s for _ in range(runs))
-    full = min(run(zeros(spec, max_batch_size)).compute_s for _ in range(runs))
+    single = min(run(_zeros(spec, 1)).compute_s for _ in range(runs))
+    full = min(run(_zeros(spec, max_batch_size)).compute_s for _ in range(runs))
     return single, full

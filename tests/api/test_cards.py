@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -15,11 +15,12 @@ from fastapi.testclient import TestClient
 from servers import wait_loaded, wait_ready
 from tiny_models import add_model, mlp_student
 
-from modelrepo.card import DEFAULT_PLATFORM, SCHEMA_VERSION
+from modelrepo.card import DEFAULT_PLATFORM, SCHEMA_VERSION, ModelCard
 from modelrepo.layout import card_path
 from service.app import create_app
 from service.runtimes import RUNTIMES
-from service.settings import Settings
+from service.runtimes.base import RunResult, Tensors
+from service.settings import Settings, ThreadConfig
 
 STUDENT, TEACHER = "tiny-student", "tiny-teacher"
 
@@ -98,3 +99,41 @@ def test_a_platform_without_a_runtime_fails_that_model_only(model_repo: Path, se
 def test_the_runtime_table_is_keyed_by_each_runtimes_platform() -> None:
     assert all(runtime.platform == platform for platform, runtime in RUNTIMES.items())
     assert DEFAULT_PLATFORM in RUNTIMES
+
+
+class ConstantRuntime:
+    """A runtime as a newcomer would add one: it answers class 3 for every row."""
+
+    platform: ClassVar[str] = "constant"
+    loaded: ClassVar[list[Path]] = []
+
+    @classmethod
+    def load(cls, path: Path, card: ModelCard, threads: ThreadConfig) -> ConstantRuntime:
+        cls.loaded.append(path)
+        return cls()
+
+    def run(self, inputs: Tensors) -> RunResult:
+        logits = np.zeros((len(inputs["input"]), 10), dtype=np.float32)
+        logits[:, 3] = 1.0
+        return RunResult({"logits": logits}, 1e-6)
+
+    def warmup(self, runs: int, max_batch_size: int) -> tuple[float, float]:
+        return 1e-6, 1e-6
+
+
+def test_a_runtime_added_to_the_table_serves_the_models_of_its_platform(
+    model_repo: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(RUNTIMES, ConstantRuntime.platform, ConstantRuntime)
+    add_model(model_repo, "constant-student", mlp_student(seed=4), "student", teacher=TEACHER)
+    rewrite_card(model_repo, "constant-student", lambda doc: doc.update(platform="constant"))
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        assert client.get("/v2/models/constant-student").json()["platform"] == "constant"
+        response = infer(client, "constant-student")
+        assert response.status_code == 200, response.text
+        assert np.argmax(np.reshape(response.json()["outputs"][0]["data"], (2, 10)), axis=1).tolist() == [3, 3]
+        classified = client.post("/v1/classify?model=constant-student", json={"inputs": [[0] * 784]})
+        assert classified.json()["predictions"][0]["class_index"] == 3
+        assert client.get(f"/v2/models/{STUDENT}").json()["platform"] == DEFAULT_PLATFORM
+    assert [p.parent.parent.name for p in ConstantRuntime.loaded] == ["constant-student"]  # the checked file
