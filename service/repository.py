@@ -33,7 +33,7 @@ class ServedModel:
         return self.card.name
 
 
-def open_version(repo: Path, card: ModelCard, version: int, threads: ThreadConfig) -> Runtime:
+def _open_version(repo: Path, card: ModelCard, version: int, threads: ThreadConfig) -> Runtime:
     """The runtime of the card's platform on that version's file, once the file is the one the card names."""
     runtime = RUNTIMES.get(card.platform)
     if runtime is None:
@@ -48,7 +48,7 @@ def open_version(repo: Path, card: ModelCard, version: int, threads: ThreadConfi
     return runtime.load(path, card, threads)
 
 
-def note_newer_writer(card: ModelCard) -> None:
+def _note_newer_writer(card: ModelCard) -> None:
     """Say once, at load, what a newer training run wrote that this service reads past."""
     unknown = unknown_fields(card)
     if unknown:
@@ -102,13 +102,13 @@ class ModelRegistry:
         card = read_card(repo / dir_name / CARD_FILE)
         if card.name != dir_name:
             raise LoadError(f"the card in folder {dir_name!r} names the model {card.name!r}")
-        note_newer_writer(card)
+        _note_newer_writer(card)
         version = card.latest_version
         threads = self.settings.threads_for(card.name)
         config = self.settings.batching_for(card.name)
 
         async def load_warm() -> tuple[Runtime, float, float]:
-            runtime = await asyncio.to_thread(open_version, repo, card, version, threads)
+            runtime = await asyncio.to_thread(_open_version, repo, card, version, threads)
             return runtime, *await asyncio.to_thread(runtime.warmup, self.settings.warmup_runs, config.max_batch_size)
 
         runtime, single_s, batch_s = await load_warm()
