@@ -19,7 +19,7 @@ import numpy as np
 
 from service.errors import InferenceFailed, NotReady, Overloaded
 from service.metrics import ModelMetrics
-from service.runtime import RunResult, Tensors
+from service.runtimes.base import RunResult, Tensors
 from service.settings import BatchConfig
 
 log = logging.getLogger(__name__)

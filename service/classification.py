@@ -1,12 +1,13 @@
 """Friendly classification: a model or a route (student, teacher, cascade), and teacher/student comparison.
 
-Runs through the same batchers as v2 inference; counts online accuracy (rows with labels), agreement and
-cascade outcomes.
+Reaches the models through the data plane's `run`, as v2 inference does; counts online accuracy (rows with
+labels), agreement and cascade outcomes.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import numpy as np
@@ -15,9 +16,10 @@ from service.errors import BadRequest, InvalidInput
 from service.metrics import Metrics
 from service.preprocessing import PixelBatch
 from service.repository import ModelRegistry, ServedModel
-from service.runtime import RunResult
+from service.runtimes.base import RunResult, Tensors
 
 Route = Literal["student", "teacher", "cascade"]
+RunModel = Callable[[ServedModel, Tensors, int], Awaitable[RunResult]]  # `DataPlane.run`
 TOP_K = 3
 
 
@@ -45,10 +47,11 @@ def predictions(probs: np.ndarray, labels: list[str], answered_by: list[str]) ->
 
 
 class Classifier:
-    def __init__(self, registry: ModelRegistry, metrics: Metrics, default_threshold: float) -> None:
+    def __init__(self, registry: ModelRegistry, metrics: Metrics, default_threshold: float, run: RunModel) -> None:
         self.registry = registry
         self.metrics = metrics
         self.default_threshold = default_threshold
+        self._run = run
 
     def label_for(self, model: str | None, route: Route | None) -> str:
         """The `model` label of the request-duration metric: the model's name, or "cascade"."""
@@ -65,7 +68,7 @@ class Classifier:
         if batch.labels is not None:
             self._check_labels(model, batch.labels)
         x = batch.tensor(model.card.preprocessing)  # (N, C, H, W)
-        result = await model.batcher.submit({model.card.input.name: x}, len(x))
+        result = await self._run(model, {model.card.input.name: x}, len(x))
         probs = softmax(result.outputs[model.card.output.name])  # (N, K)
         if batch.labels is not None:
             self.metrics.count_accuracy(model.name, probs.argmax(axis=1).tolist(), batch.labels)

@@ -30,7 +30,9 @@ class InputTensor:
 
 
 @dataclass(frozen=True)
-class InferRequest:
+class ParsedInferRequest:
+    """A decoded v2 infer request (its OpenAPI documentation is `service.schemas.InferRequest`)."""
+
     id: str | None
     inputs: list[InputTensor]
     outputs: dict[str, bool] | None  # requested output name -> binary; None = all
@@ -191,7 +193,7 @@ def _parse_json(header: bytes) -> Any:
     return _parsers.parser.parse(header)
 
 
-def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
+def parse_infer_request(body: bytes, header_length: str | None) -> ParsedInferRequest:
     """Decode a v2 infer request: a JSON object, optionally followed by binary tensor data."""
     header, binary = _split_body(body, header_length)
     try:
@@ -215,7 +217,7 @@ def parse_infer_request(body: bytes, header_length: str | None) -> InferRequest:
         inputs.append(tensor)
     if offset != len(binary):
         raise BadRequest(f"{len(binary) - offset} bytes of binary data follow the inputs that no input claims")
-    return InferRequest(request_id, inputs, _outputs(_plain(doc.get("outputs")), binary_output), binary_output)
+    return ParsedInferRequest(request_id, inputs, _outputs(_plain(doc.get("outputs")), binary_output), binary_output)
 
 
 def encode_infer_response(

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
-from prometheus_client import Histogram
 
 from modelrepo.card import TensorSpec
 from service import __version__
 from service.batcher import DynamicBatcher
+from service.body import check_rows
 from service.classification import Classifier
-from service.codec import InferRequest, InputTensor, encode_infer_response, parse_infer_request
-from service.errors import BadRequest, InvalidInput, NotReady, PayloadTooLarge
+from service.codec import InputTensor, ParsedInferRequest, encode_infer_response, parse_infer_request
+from service.errors import BadRequest, InvalidInput, NotReady
 from service.metrics import Metrics
 from service.repository import ModelRegistry, ServedModel
-from service.runtime import RunResult, Tensors
+from service.runtimes.base import RunResult, Tensors
 from service.settings import Settings
 
 SERVER_NAME = "distill-serve"
@@ -25,13 +24,6 @@ EXTENSIONS = ["binary_tensor_data"]
 
 def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
     return {"name": spec.name, "datatype": spec.datatype, "shape": spec.shape}
-
-
-def check_rows(rows: int, limit: int) -> None:
-    if rows == 0:
-        raise InvalidInput("the batch is empty: send at least one row")
-    if rows > limit:
-        raise PayloadTooLarge(f"the batch has {rows} rows; at most {limit} per request (max_request_rows)")
 
 
 def require_finite(array: np.ndarray, what: str) -> None:
@@ -58,8 +50,7 @@ class DataPlane:
         self.settings = settings
         self.registry = registry
         self.metrics = metrics
-        self._request_children: dict[tuple[str, str], Histogram] = {}
-        self.classifier = Classifier(registry, metrics, settings.cascade_threshold)
+        self.classifier = Classifier(registry, metrics, settings.cascade_threshold, self.run)
         self.draining = False  # set on SIGTERM: readiness answers 503 while in-flight requests finish
 
     # -- health and metadata -------------------------------------------------------------------------------
@@ -84,8 +75,8 @@ class DataPlane:
         card = model.card
         return {
             "name": card.name,
-            "versions": [str(model.runtime.version)],
-            "platform": "onnxruntime_onnx",
+            "versions": [str(model.version)],
+            "platform": model.runtime.platform,
             "inputs": [_tensor_metadata(card.input)],
             "outputs": [_tensor_metadata(card.output)],
         }
@@ -95,10 +86,11 @@ class DataPlane:
 
     # -- inference -----------------------------------------------------------------------------------------
     async def run(self, model: ServedModel, inputs: Tensors, rows: int) -> RunResult:
+        """The one way any route reaches a model: its batcher, which may run these rows with others'."""
         batcher: DynamicBatcher = model.batcher
         return await batcher.submit(inputs, rows)
 
-    def _feeds(self, model: ServedModel, request: InferRequest) -> tuple[Tensors, int]:
+    def _feeds(self, model: ServedModel, request: ParsedInferRequest) -> tuple[Tensors, int]:
         spec = model.card.input
         names = [t.name for t in request.inputs]
         if names != [spec.name]:
@@ -110,7 +102,7 @@ class DataPlane:
         require_finite(tensor.array, f"input {tensor.name!r}")
         return {spec.name: tensor.array}, rows
 
-    def _selected(self, model: ServedModel, request: InferRequest) -> list[tuple[str, bool]]:
+    def _selected(self, model: ServedModel, request: ParsedInferRequest) -> list[tuple[str, bool]]:
         available = model.card.output.name
         if request.outputs is None:
             return [(available, request.binary_output)]
@@ -129,11 +121,4 @@ class DataPlane:
         result = await self.run(model, feeds, rows)
         datatype: str = model.card.output.datatype
         outputs = [(n, datatype, result.outputs[n], binary) for n, binary in selected]
-        return encode_infer_response(model.name, model.runtime.version, request.id, outputs)
-
-    def observe_request(self, endpoint: str, model: str, started: float) -> None:
-        """Whole-request latency; `model` must be a served name, "cascade", "compare" or "unknown"."""
-        child = self._request_children.get((endpoint, model))
-        if child is None:
-            child = self._request_children[endpoint, model] = self.metrics.request_duration.labels(endpoint, model)
-        child.observe(time.perf_counter() - started)
+        return encode_infer_response(model.name, model.version, request.id, outputs)

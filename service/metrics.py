@@ -1,4 +1,5 @@
-"""Every Prometheus metric of the service (names and labels are the DESIGN.md contract), on an injected registry.
+"""Every Prometheus metric of the service, on an injected registry. Names, labels and base units are fixed:
+dashboards, alerts and the benchmarks read them as they are.
 
 With several worker processes (`service.workers`) every process writes its values to files in a shared folder
 (prometheus-client multiprocess mode) and a scrape sums them; the card gauges take the largest value instead,
@@ -8,6 +9,7 @@ since every worker loads the same models.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +101,7 @@ class Metrics:
             "distill_model_size_bytes", "Size of model.onnx (card)", ["model"], registry=registry,
             multiprocess_mode="livemax",
         )  # fmt: skip
+        self._request_children: dict[tuple[str, str], Histogram] = {}  # `labels()` costs a lock and a lookup
 
     def exposition(self) -> bytes:
         """The text format of a scrape: this registry, or the totals of every worker process."""
@@ -123,6 +126,14 @@ class Metrics:
             error=requests.labels(model, role, "error"),
             rejected=requests.labels(model, role, "rejected"),
         )
+
+    def observe_request(self, endpoint: str, model: str, started: float) -> None:
+        """Whole-request latency since `started` (perf_counter); `model` must be a served name, "cascade",
+        "compare" or "unknown", so that the label's values stay few."""
+        child = self._request_children.get((endpoint, model))
+        if child is None:
+            child = self._request_children[endpoint, model] = self.request_duration.labels(endpoint, model)
+        child.observe(time.perf_counter() - started)
 
     def model_loaded(self, card: ModelCard, version: int) -> None:
         record = card.versions[version]

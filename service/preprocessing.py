@@ -1,21 +1,17 @@
-"""Friendly inputs (raw pixel rows or PNG/JPEG files) -> a model's normalised input, per its card.
+"""Raw pixels or decoded images -> a model's normalised input, per its card's `Preprocessing`.
 
 x = (pixel * scale - mean) / std per channel, after resizing to height x width and greyscale (or RGB).
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from modelrepo.card import Preprocessing
-from service.errors import BadRequest, InvalidInput, PayloadTooLarge
-
-IMAGE_FORMATS = ["PNG", "JPEG"]
+from service.errors import InvalidInput
 
 
 def normalise(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:
@@ -23,21 +19,6 @@ def normalise(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:
     mean = np.asarray(prep.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(prep.std, dtype=np.float32)[:, None, None]
     return ((pixels.astype(np.float32) * np.float32(prep.scale) - mean) / std).astype(np.float32)
-
-
-def decode_image(name: str, data: bytes, max_pixels: int) -> Image.Image:
-    """Decode a PNG/JPEG of at most `max_pixels` pixels, checked from its header before any pixel is decoded."""
-    too_large = f"image {name!r} is larger than {max_pixels} pixels (max_image_pixels, per request)"
-    try:
-        image = Image.open(io.BytesIO(data), formats=IMAGE_FORMATS)
-        if image.width * image.height > max_pixels:
-            raise PayloadTooLarge(f"{too_large}: {image.width}x{image.height}")
-        image.load()
-    except Image.DecompressionBombError:  # PIL's own limit, far above ours, checked as it opens the file
-        raise PayloadTooLarge(too_large) from None
-    except (UnidentifiedImageError, OSError, ValueError):
-        raise InvalidInput(f"file {name!r} is not a readable PNG or JPEG image") from None
-    return image
 
 
 def _image_pixels(image: Image.Image, prep: Preprocessing) -> np.ndarray:
@@ -85,42 +66,3 @@ class PixelBatch:
                 pixels = np.stack([_image_pixels(image, prep) for image in self.images])
             self._cache[key] = normalise(pixels, prep)
         return self._cache[key]
-
-
-def parse_rows(inputs: Any) -> np.ndarray:
-    """JSON `inputs` -> (N, ...) float32 raw pixels, checked finite and within 0..255."""
-    if not isinstance(inputs, list):
-        raise BadRequest("'inputs' must be a JSON array of rows of pixel values (0..255)")
-    try:
-        with np.errstate(all="ignore"):
-            rows = np.asarray(inputs, dtype=np.float32)
-    except (ValueError, TypeError, OverflowError):
-        raise BadRequest("'inputs' must be rows of numbers, all of the same shape") from None
-    if rows.ndim < 2 and len(rows):
-        raise InvalidInput("'inputs' must be a list of rows: wrap a single image in a list")
-    if not np.isfinite(rows).all():
-        raise InvalidInput("'inputs' contains NaN or Inf; pixel values must be finite, 0..255")
-    if rows.size and (rows.min() < 0 or rows.max() > 255):
-        raise InvalidInput("pixel values must be raw intensities within 0..255 (the service normalises them)")
-    return rows
-
-
-def parse_labels(labels: Any, rows: int) -> list[int] | None:
-    if labels is None:
-        return None
-    if not isinstance(labels, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
-        raise InvalidInput("'labels' must be a list of integer class indices, one per row")
-    if len(labels) != rows:
-        raise InvalidInput(f"'labels' has {len(labels)} entries for {rows} rows; give one per row")
-    return list(labels)
-
-
-def parse_label_field(text: str, rows: int) -> list[int] | None:
-    """The multipart `labels` form field: comma-separated class indices."""
-    if not text.strip():
-        return None
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise InvalidInput(f"'labels' must be comma-separated integers, got {text!r}") from None
-    return parse_labels(values, rows)

@@ -5,32 +5,59 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from pydantic import ValidationError
 
-from modelrepo.card import ModelCard
-from modelrepo.layout import CARD_FILE, list_model_dirs, read_card
+from modelrepo.card import SCHEMA_VERSION, ModelCard, unknown_fields
+from modelrepo.layout import CARD_FILE, list_model_dirs, model_path, read_card, sha256_file
 from service.batcher import DynamicBatcher
 from service.errors import NotFound, NotReady
 from service.metrics import Metrics
-from service.runtime import LoadError, ModelRuntime
-from service.settings import Settings
+from service.runtimes import RUNTIMES
+from service.runtimes.base import LoadError, Runtime
+from service.settings import Settings, ThreadConfig
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ServedModel:
-    runtime: ModelRuntime
+    card: ModelCard
+    version: int
+    runtime: Runtime
     batcher: DynamicBatcher
 
     @property
     def name(self) -> str:
-        return self.runtime.name
+        return self.card.name
 
-    @property
-    def card(self) -> ModelCard:
-        return self.runtime.card
+
+def _open_version(repo: Path, card: ModelCard, version: int, threads: ThreadConfig) -> Runtime:
+    """The runtime of the card's platform on that version's file, once the file is the one the card names."""
+    runtime = RUNTIMES.get(card.platform)
+    if runtime is None:
+        raise LoadError(f"platform {card.platform!r} has no runtime in this service; it runs {sorted(RUNTIMES)}")
+    path = model_path(repo, card.name, version)
+    if not path.is_file():
+        raise LoadError(f"{path} does not exist")
+    expected = card.versions[version].sha256
+    digest = sha256_file(path)
+    if digest != expected:
+        raise LoadError(f"sha256 of {path} is {digest}, the card says {expected}: refusing to serve it")
+    return runtime.load(path, card, threads)
+
+
+def _note_newer_writer(card: ModelCard) -> None:
+    """Say once, at load, what a newer training run wrote that this service reads past."""
+    unknown = unknown_fields(card)
+    if unknown:
+        log.warning("model %r: its card has fields this service does not know, ignored: %s", card.name, unknown)
+    if card.schema_version > SCHEMA_VERSION:
+        log.warning(
+            "model %r: its card has schema version %d, this service knows up to %d; reading what it knows",
+            card.name, card.schema_version, SCHEMA_VERSION,
+        )  # fmt: skip
 
 
 class ModelRegistry:
@@ -75,11 +102,13 @@ class ModelRegistry:
         card = read_card(repo / dir_name / CARD_FILE)
         if card.name != dir_name:
             raise LoadError(f"the card in folder {dir_name!r} names the model {card.name!r}")
+        _note_newer_writer(card)
+        version = card.latest_version
         threads = self.settings.threads_for(card.name)
         config = self.settings.batching_for(card.name)
 
-        async def load_warm() -> tuple[ModelRuntime, float, float]:
-            runtime = await asyncio.to_thread(ModelRuntime.load, repo, card, threads)
+        async def load_warm() -> tuple[Runtime, float, float]:
+            runtime = await asyncio.to_thread(_open_version, repo, card, version, threads)
             return runtime, *await asyncio.to_thread(runtime.warmup, self.settings.warmup_runs, config.max_batch_size)
 
         runtime, single_s, batch_s = await load_warm()
@@ -92,12 +121,12 @@ class ModelRegistry:
             inline=inline, retry_after_s=self.settings.retry_after_s,
         )  # fmt: skip
         batcher.start()
-        self.models[card.name] = ServedModel(runtime, batcher)
-        self.metrics.model_loaded(card, runtime.version)
+        self.models[card.name] = ServedModel(card, version, runtime, batcher)
+        self.metrics.model_loaded(card, version)
         log.info(
-            "loaded %s v%d (%s, %d intra-op threads): warm %.0f us for 1 row, %.0f us for %d, runs %s",
-            card.name, runtime.version, card.role, threads.intra_op_threads, single_s * 1e6, batch_s * 1e6,
-            config.max_batch_size,
+            "loaded %s v%d (%s, %s, %d intra-op threads): warm %.0f us for 1 row, %.0f us for %d, runs %s",
+            card.name, version, card.role, runtime.platform, threads.intra_op_threads, single_s * 1e6,
+            batch_s * 1e6, config.max_batch_size,
             "inline" if inline else "in a worker thread",
         )  # fmt: skip
 
@@ -127,8 +156,8 @@ class ModelRegistry:
             if name in self.pending or not self.loaded:
                 raise NotReady(f"model {name!r} is loading")
             raise NotFound(f"unknown model {name!r}; served models: {sorted(self.models)}")
-        if version is not None and version != str(model.runtime.version):
-            raise NotFound(f"model {name!r} has no version {version!r} served; served version: {model.runtime.version}")
+        if version is not None and version != str(model.version):
+            raise NotFound(f"model {name!r} has no version {version!r} served; served version: {model.version}")
         return model
 
     def by_role(self, role: str) -> ServedModel:

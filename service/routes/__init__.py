@@ -1,1 +1,2 @@
-"""HTTP routes: translate HTTP to data-plane calls, nothing more."""
+"""HTTP routes: read and parse the request's fields, call the data plane, nothing more. Their dependencies are in
+`deps.py`; a route never imports a sibling route."""

@@ -1,4 +1,5 @@
-"""Reading request bodies within the configured limits: raw bytes, and friendly JSON or multipart bodies."""
+"""The friendly endpoints' body: JSON `{"inputs": [...], "labels": [...]}` or multipart `files` (+ `labels`),
+read within the input limits and parsed into a `PixelBatch`."""
 
 from __future__ import annotations
 
@@ -9,20 +10,22 @@ from starlette.formparsers import MultiPartException
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
-from service.dataplane import check_rows
+from service.body import ClientGone, check_rows, decode_body, read_body
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
-from service.fastpath import ClientGone, read_asgi_body
-from service.preprocessing import PixelBatch, decode_image, parse_label_field, parse_labels, parse_rows
+from service.preprocessing import PixelBatch
+from service.routes.fields import decode_image, parse_label_field, parse_labels, parse_rows
 from service.settings import Settings
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing more than `limit` bytes whether or not Content-Length is declared."""
-    declared = request.headers.get("content-length")
+async def _body(request: Request, limit: int) -> bytes:
+    """The whole body, inflated if compressed (`service.body`, as for v2 infer); a client gone mid-body is
+    starlette's ClientDisconnect here."""
+    declared, encoding = request.headers.get("content-length"), request.headers.get("content-encoding")
     try:
-        return await read_asgi_body(request.receive, limit, None if declared is None else declared.encode())
+        body = await read_body(request.receive, limit, None if declared is None else declared.encode("latin-1"))
     except ClientGone:
         raise ClientDisconnect from None
+    return decode_body(body, None if encoding is None else encoding.encode("latin-1"), limit)
 
 
 async def _form(request: Request, body: bytes, max_files: int) -> FormData:
@@ -90,7 +93,7 @@ async def read_pixel_batch(request: Request, settings: Settings) -> PixelBatch:
         raise UnsupportedMediaType(  # before reading the body
             f"content type {content_type!r} is not accepted; send application/json or multipart/form-data"
         )
-    body = await read_body(request, settings.max_body_bytes)
+    body = await _body(request, settings.max_body_bytes)
     if multipart:
         return await _files_batch(request, body, settings.max_request_rows, settings.max_image_pixels)
     return _json_batch(body, settings.max_request_rows)

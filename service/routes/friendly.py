@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 
 from service.classification import Route
 from service.routes.bodies import read_pixel_batch
-from service.routes.v2 import Plane
+from service.routes.deps import Plane
 from service.schemas import INFER_ERRORS, Classified, Compared, documents
 
 router = APIRouter(prefix="/v1", tags=["friendly"], responses=INFER_ERRORS)
@@ -57,7 +57,7 @@ async def classify(
         batch = await read_pixel_batch(request, plane.settings)
         return await plane.classifier.classify(batch, model, route, threshold)
     finally:
-        plane.observe_request("classify", plane.classifier.label_for(model, route), started)
+        plane.metrics.observe_request("classify", plane.classifier.label_for(model, route), started)
 
 
 @router.post("/compare", openapi_extra=_BODY_DOC, **documents(Compared))
@@ -68,4 +68,4 @@ async def compare(request: Request, plane: Plane) -> dict[str, Any]:
         batch = await read_pixel_batch(request, plane.settings)
         return await plane.classifier.compare(batch)
     finally:
-        plane.observe_request("compare", "compare", started)
+        plane.metrics.observe_request("compare", "compare", started)

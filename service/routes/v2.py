@@ -3,20 +3,13 @@ FastAPI's middleware and routing."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 
-from service.dataplane import DataPlane
+from service.routes.deps import Plane
 from service.schemas import READ_ERRORS, Live, ModelMetadata, ModelReady, Ready, ServerMetadata, documents
 
-
-def get_dataplane(request: Request) -> DataPlane:
-    plane: DataPlane = request.app.state.dataplane
-    return plane
-
-
-Plane = Annotated[DataPlane, Depends(get_dataplane)]
 router = APIRouter(prefix="/v2", tags=["v2"], responses=READ_ERRORS)
 
 

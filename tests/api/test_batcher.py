@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry
 from service.batcher import DynamicBatcher
 from service.errors import InferenceFailed, Overloaded
 from service.metrics import Metrics
-from service.runtime import RunResult, Tensors
+from service.runtimes.base import RunResult, Tensors
 from service.settings import BatchConfig
 
 
