@@ -11,8 +11,9 @@ Compatibility, both ways (protobuf's rule):
   any name. A service therefore serves a model made by a training method it has never heard of.
 - A writer never writes a field the schema does not define (`write_card` refuses).
 
-Schema versions: 1 (first); 2 adds `platform`, `versions.<v>.architecture`, any method name, and tolerance of
-unknown fields. Cards of version 1 read as version 2 with `architecture` "unknown".
+Schema versions: 1 (first); 2 adds `platform`, `versions.<v>.architecture`, `preprocessing.layout`,
+`quantization`, any method name, and tolerance of unknown fields. Cards of version 1 read as version 2 with
+`architecture` "unknown" and layout NCHW.
 """
 
 from __future__ import annotations
@@ -57,15 +58,19 @@ class TensorSpec(_Part):
 
 
 class Preprocessing(_Part):
-    """How an image becomes the model's input: resize, greyscale or RGB, then x = (pixel * scale - mean) / std.
+    """How an image becomes the model's input: resize to height x width, greyscale or RGB, then
+    x = (pixel * scale - mean) / std per channel, laid out as `layout` and cast to the input's datatype (an
+    integer input is rounded and clipped to its range: a model that normalises inside its graph takes raw
+    pixels, scale 1, mean 0, std 1).
 
-    The model's input tensor is already normalised; the service applies this to images and to pixel arrays
-    sent to the friendly endpoints. Clients of the v2 protocol send the normalised tensor themselves.
+    The friendly endpoints apply this to images and to pixel arrays; clients of the v2 protocol send the model's
+    input tensor themselves.
     """
 
     height: int = Field(gt=0)
     width: int = Field(gt=0)
     channels: Literal[1, 3] = 1
+    layout: Literal["NCHW", "NHWC"] = "NCHW"
     scale: float = Field(default=1.0 / 255.0, gt=0)
     mean: list[float]
     std: list[float]
@@ -92,6 +97,17 @@ class VersionRecord(_Part):
     created: str = ""
 
 
+class Quantization(_Part):
+    """How an INT8 model was made from its FP32 model, and the accuracy gate it passed."""
+
+    method: str = Field(pattern=KIND_PATTERN, description="e.g. static-qdq or dynamic (onnxruntime)")
+    calibration: str = Field(default="", description="the calibration method of a static quantization")
+    fp32_model: str = Field(description="the name of the FP32 model it was quantized from")
+    fp32_accuracy: float = Field(ge=0.0, le=1.0)
+    int8_accuracy: float = Field(ge=0.0, le=1.0)
+    max_drop: float = Field(ge=0.0, description="the gate: the most test accuracy it may lose (fraction)")
+
+
 class ModelCard(_Part):
     """The model card, `<repo>/<name>/config.json`."""
 
@@ -105,6 +121,7 @@ class ModelCard(_Part):
     input: TensorSpec
     output: TensorSpec
     preprocessing: Preprocessing
+    quantization: Quantization | None = None  # set on an INT8 copy of another model
     versions: dict[int, VersionRecord] = Field(min_length=1)
 
     @field_validator("name")

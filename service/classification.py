@@ -67,7 +67,7 @@ class Classifier:
     async def _probs(self, model: ServedModel, batch: PixelBatch) -> tuple[np.ndarray, RunResult]:
         if batch.labels is not None:
             self._check_labels(model, batch.labels)
-        x = batch.tensor(model.card.preprocessing)  # (N, C, H, W)
+        x = batch.tensor(model.card.preprocessing, model.card.input.datatype)  # (N, C, H, W) or (N, H, W, C)
         result = await self._run(model, {model.card.input.name: x}, len(x))
         probs = softmax(result.outputs[model.card.output.name])  # (N, K)
         if batch.labels is not None:

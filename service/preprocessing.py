@@ -1,6 +1,7 @@
-"""Raw pixels or decoded images -> a model's normalised input, per its card's `Preprocessing`.
+"""Raw pixels or decoded images -> a model's input, per its card's `Preprocessing` and input datatype.
 
-x = (pixel * scale - mean) / std per channel, after resizing to height x width and greyscale (or RGB).
+x = (pixel * scale - mean) / std per channel, after resizing to height x width and greyscale (or RGB), laid out
+NCHW or NHWC and cast to the input's datatype. So one image feeds every model correctly, whatever each takes.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.card import Preprocessing
+from modelrepo.datatypes import NUMPY_DTYPES
 from service.errors import InvalidInput
 
 
@@ -19,6 +21,18 @@ def normalise(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:
     mean = np.asarray(prep.mean, dtype=np.float32)[:, None, None]
     std = np.asarray(prep.std, dtype=np.float32)[:, None, None]
     return ((pixels.astype(np.float32) * np.float32(prep.scale) - mean) / std).astype(np.float32)
+
+
+def model_input(pixels: np.ndarray, prep: Preprocessing, datatype: str) -> np.ndarray:
+    """(N, C, H, W) raw pixels -> the model's input: normalised, in the card's layout, of its datatype."""
+    x = normalise(pixels, prep)
+    if prep.layout == "NHWC":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # (N, H, W, C)
+    dtype = NUMPY_DTYPES[datatype]
+    if dtype.kind in "iu":  # a model that normalises inside its graph: raw values, rounded into its range
+        info = np.iinfo(dtype.type)  # type: ignore[type-var]
+        x = np.clip(np.rint(x), info.min, info.max)
+    return np.asarray(x.astype(dtype, copy=False))
 
 
 def _image_pixels(image: Image.Image, prep: Preprocessing) -> np.ndarray:
@@ -57,12 +71,13 @@ class PixelBatch:
             labels=None if self.labels is None else [self.labels[i] for i in index],
         )
 
-    def tensor(self, prep: Preprocessing) -> np.ndarray:
-        key = prep.model_dump_json()
+    def tensor(self, prep: Preprocessing, datatype: str = "FP32") -> np.ndarray:
+        """The input of a model with this preprocessing and input datatype (computed once per pair)."""
+        key = prep.model_dump_json() + datatype
         if key not in self._cache:
             if self.rows is not None:
                 pixels = _rows_pixels(self.rows, prep)
             else:
                 pixels = np.stack([_image_pixels(image, prep) for image in self.images])
-            self._cache[key] = normalise(pixels, prep)
+            self._cache[key] = model_input(pixels, prep, datatype)
         return self._cache[key]

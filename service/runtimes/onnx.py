@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import onnxruntime as ort
 
 from modelrepo.card import ModelCard, TensorSpec
@@ -36,6 +37,8 @@ class OnnxRuntime:
         self.session = session
         self._input_spec = input_spec
         self._output_names = [output_name]
+        # A graph exported with a fixed batch of 1 (its card still says -1): batches run row by row.
+        self._one_row_at_a_time = session.get_inputs()[0].shape[0] == 1 and input_spec.shape[0] == -1
 
     @classmethod
     def load(cls, path: Path, card: ModelCard, threads: ThreadConfig) -> OnnxRuntime:
@@ -54,9 +57,14 @@ class OnnxRuntime:
 
     def run(self, inputs: Tensors) -> RunResult:
         start = time.perf_counter()
-        values = self.session.run(self._output_names, inputs)
+        values = self._row_by_row(inputs) if self._one_row_at_a_time else self.session.run(self._output_names, inputs)
         elapsed = time.perf_counter() - start
         return RunResult(dict(zip(self._output_names, values, strict=True)), elapsed)
+
+    def _row_by_row(self, inputs: Tensors) -> list[np.ndarray]:
+        rows = len(next(iter(inputs.values())))
+        runs = [self.session.run(self._output_names, {k: v[i : i + 1] for k, v in inputs.items()}) for i in range(rows)]
+        return [np.concatenate([run[j] for run in runs]) for j in range(len(self._output_names))]
 
     def warmup(self, runs: int, max_batch_size: int) -> tuple[float, float]:
         return fastest_runs(self.run, self._input_spec, runs, max_batch_size)

@@ -51,7 +51,7 @@ def assert_served(client: TestClient, name: str) -> None:
 
 
 def newer_writer(doc: dict[str, Any]) -> None:
-    doc["quantization"] = {"scheme": "int8-qdq", "calibration_rows": 512}
+    doc["serving_hints"] = {"scheme": "int8-qdq", "calibration_rows": 512}
     record = doc["versions"]["1"]
     record["method"] = "feature-kd"
     record["architecture"] = "vit-tiny"
@@ -69,7 +69,7 @@ def test_a_card_from_a_newer_training_run_is_served(
     warnings = [r.getMessage() for r in caplog.records if "does not know" in r.getMessage()]
     assert len(warnings) == 1  # once, at load
     assert STUDENT in warnings[0]
-    assert "quantization" in warnings[0] and "versions.1.teacher_ensemble" in warnings[0]
+    assert "serving_hints" in warnings[0] and "versions.1.teacher_ensemble" in warnings[0]
 
 
 def test_a_card_with_a_higher_schema_version_is_served(
