@@ -12,8 +12,8 @@ Compatibility, both ways (protobuf's rule):
 - A writer never writes a field the schema does not define (`write_card` refuses).
 
 Schema versions: 1 (first); 2 adds `platform`, `versions.<v>.architecture`, `preprocessing.layout`,
-`quantization`, any method name, and tolerance of unknown fields. Cards of version 1 read as version 2 with
-`architecture` "unknown" and layout NCHW.
+`quantization`, any method name, and tolerance of unknown fields; 3 adds `ensemble` (a teacher that averages
+several nets lists them). Cards of version 1 read as version 2 with `architecture` "unknown" and layout NCHW.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelrepo.datatypes import DatatypeName
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 DEFAULT_PLATFORM: Final = "onnxruntime_onnx"  # Triton's name for an ONNX model run by onnxruntime
 
 Role = Literal["teacher", "student"]
@@ -108,6 +108,25 @@ class Quantization(_Part):
     max_drop: float = Field(ge=0.0, description="the gate: the most test accuracy it may lose (fraction)")
 
 
+class EnsembleMember(_Part):
+    """One net of an ensemble, as it measured on its own when the ensemble was exported."""
+
+    name: str
+    architecture: str = Field(pattern=KIND_PATTERN)
+    parameters: int = Field(gt=0)
+    test_accuracy: float = Field(ge=0.0, le=1.0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the member's own ONNX export")
+
+
+class Ensemble(_Part):
+    """A model that is several nets in one ONNX graph: how their outputs are combined, and what each one is."""
+
+    combine: str = Field(
+        default="mean-logits", pattern=KIND_PATTERN, description="mean-logits: the members' logits averaged"
+    )
+    members: list[EnsembleMember] = Field(min_length=2)
+
+
 class ModelCard(_Part):
     """The model card, `<repo>/<name>/config.json`."""
 
@@ -122,6 +141,7 @@ class ModelCard(_Part):
     output: TensorSpec
     preprocessing: Preprocessing
     quantization: Quantization | None = None  # set on an INT8 copy of another model
+    ensemble: Ensemble | None = None  # set on a model that averages several nets
     versions: dict[int, VersionRecord] = Field(min_length=1)
 
     @field_validator("name")

@@ -22,7 +22,7 @@ def tiny_setup() -> tuple[PipelineConfig, Dataset]:
 
 def test_interrupted_teacher_resumes_to_the_same_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cfg, data = tiny_setup()
-    reference = torch.load(train.train_teacher(cfg, data, tmp_path / "straight"), weights_only=True)
+    reference = torch.load(train.train_teacher(cfg.teacher, cfg.data, data, tmp_path / "straight"), weights_only=True)
 
     real_accuracy, calls = train.accuracy, []
 
@@ -34,11 +34,11 @@ def test_interrupted_teacher_resumes_to_the_same_weights(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(train, "accuracy", interrupt_in_epoch_two)
     with pytest.raises(KeyboardInterrupt):
-        train.train_teacher(cfg, data, tmp_path / "resumed")
+        train.train_teacher(cfg.teacher, cfg.data, data, tmp_path / "resumed")
     monkeypatch.setattr(train, "accuracy", real_accuracy)
     assert torch.load(tmp_path / "resumed" / train.CHECKPOINT, weights_only=True)["epoch"] == 1
 
-    resumed = torch.load(train.train_teacher(cfg, data, tmp_path / "resumed"), weights_only=True)
+    resumed = torch.load(train.train_teacher(cfg.teacher, cfg.data, data, tmp_path / "resumed"), weights_only=True)
     assert resumed.keys() == reference.keys()
     for key in reference:
         torch.testing.assert_close(resumed[key], reference[key])
@@ -46,6 +46,6 @@ def test_interrupted_teacher_resumes_to_the_same_weights(tmp_path: Path, monkeyp
 
 def test_finished_teacher_is_not_retrained(tmp_path: Path) -> None:
     cfg, data = tiny_setup()
-    path = train.train_teacher(cfg, data, tmp_path)
+    path = train.train_teacher(cfg.teacher, cfg.data, data, tmp_path)
     mtime = path.stat().st_mtime_ns
-    assert train.train_teacher(cfg, data, tmp_path) == path and path.stat().st_mtime_ns == mtime
+    assert train.train_teacher(cfg.teacher, cfg.data, data, tmp_path) == path and path.stat().st_mtime_ns == mtime

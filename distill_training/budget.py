@@ -1,0 +1,189 @@
+"""The time budget: from this machine's measured speed (`speed.Speeds`), how many teacher members and epochs,
+student epochs, seeds and candidates fit in `budget.time_budget_min`, and what was cut to get there.
+
+The configured recipe is the most any machine gets; a slower machine gets less, cut in a fixed order, never
+below each `min_epochs`. Faster machines therefore get more epochs, up to the recipe. The teacher's share is
+fitted first (members are kept while each still gets `teacher.min_epochs`); the students get the rest, and are
+fitted again once the teacher is done, from the time actually left (`fit_students`), so a machine that turned
+busy while the teacher trained shortens the students instead of overrunning.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from distill_training.speed import Speeds
+
+# Starting a pool of worker processes (each imports torch and loads the data): measured 5-10 s on 2 cores.
+POOL_START_S = 8.0
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The full recipe, and the floors the budget never goes below."""
+
+    members: int
+    teacher_epochs: int
+    teacher_min_epochs: int
+    views: int  # teacher-scored views per training image
+    student_epochs: int
+    student_min_epochs: int
+    seeds: int
+    methods: int  # distillation methods compared with the control (including the search's)
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StudentPlan:
+    epochs: int
+    seeds: int
+    candidates: tuple[str, ...]
+    estimate_s: float
+    cuts: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    members: int
+    teacher_epochs: int
+    teacher_threads: int  # for a member that trains alone (0: every core); members side by side share them
+    teacher_s: float  # estimated: training and logits
+    students: StudentPlan
+    cuts: tuple[str, ...]  # the teacher's; the students' are in `students.cuts`
+
+
+def full_plan(recipe: Recipe) -> Plan:
+    """What a machine with time to spare gets: the recipe as configured."""
+    students = StudentPlan(recipe.student_epochs, recipe.seeds, recipe.candidates, 0.0, ())
+    return Plan(recipe.members, recipe.teacher_epochs, 0, 0.0, students, ())
+
+
+def _phase(jobs: list[float], cores: int) -> float:
+    """Wall time of jobs run side by side, one per core: the larger of the spread work and the longest job."""
+    return max(sum(jobs) / cores, max(jobs)) if jobs else 0.0
+
+
+def teacher_seconds(speeds: Speeds, recipe: Recipe, cores: int, members: int, epochs: int) -> float:
+    """Training `members` members for `epochs` each (side by side; one alone on every core), then their
+    logits on every view."""
+    if members == 1:
+        training = epochs * speeds.teacher_alone_s
+    else:
+        training = epochs * _phase(speeds.teacher_epoch_s[:members], cores) + POOL_START_S
+    return training + recipe.views * sum(speeds.teacher_forward_s[:members])
+
+
+def student_seconds(
+    speeds: Speeds, recipe: Recipe, cores: int, *, epochs: int, seeds: int, candidates: tuple[str, ...]
+) -> float:
+    """The search (every candidate, seed 0), then the comparison (every method and the control on every seed,
+    on the chosen architecture: costed as the slowest candidate, since which one wins is not known yet)."""
+    search = [speeds.student_epoch_s[c] for c in candidates]
+    comparison = [max(search)] * ((recipe.methods + 1) * seeds - 1)
+    return epochs * (_phase(search, cores) + _phase(comparison, cores)) + 2 * POOL_START_S
+
+
+def fit_teacher(speeds: Speeds, recipe: Recipe, cores: int, available_s: float) -> tuple[int, int, tuple[str, ...]]:
+    """(members, epochs each, cuts): the most members that each still get `teacher_min_epochs`, then the most
+    epochs up to the recipe's; where none fits, the cheapest number of members at the floor."""
+
+    def fits(members: int) -> int:
+        fixed = teacher_seconds(speeds, recipe, cores, members, 0)  # the logits, starting the workers
+        per_epoch = teacher_seconds(speeds, recipe, cores, members, 1) - fixed
+        return math.floor((available_s - fixed) / per_epoch)
+
+    counts = range(recipe.members, 0, -1)
+    fitting = [m for m in counts if fits(m) >= recipe.teacher_min_epochs]
+    floor_cost = {m: teacher_seconds(speeds, recipe, cores, m, recipe.teacher_min_epochs) for m in counts}
+    members = fitting[0] if fitting else min(counts, key=lambda m: floor_cost[m])
+    epochs = max(recipe.teacher_min_epochs, min(recipe.teacher_epochs, fits(members)))
+    cuts = []
+    if members < recipe.members:
+        cuts.append(f"teacher members {recipe.members} -> {members}")
+    if epochs < recipe.teacher_epochs:
+        cuts.append(f"teacher epochs {recipe.teacher_epochs} -> {epochs} per member")
+    if not fitting:
+        cuts.append(f"the teacher's floor ({epochs} epochs) overruns its share of the budget")
+    return members, epochs, tuple(cuts)
+
+
+def _cheapest(speeds: Speeds, keep: int) -> Callable[[tuple[str, ...]], tuple[str, ...]]:
+    """Keep the `keep` candidates that train fastest, in their configured order."""
+
+    def cut(candidates: tuple[str, ...]) -> tuple[str, ...]:
+        kept = sorted(candidates, key=lambda c: speeds.student_epoch_s[c])[:keep]
+        return tuple(c for c in candidates if c in kept)
+
+    return cut
+
+
+def fit_students(speeds: Speeds, recipe: Recipe, cores: int, available_s: float) -> StudentPlan:
+    """The most student epochs (up to the recipe's) that fit; below `student_min_epochs`, cut in this order:
+    the slowest candidates down to 2, seeds down to 2, candidates down to 1, seeds down to 1; then run at the
+    floor and say that it overruns."""
+    steps: list[tuple[Callable[[tuple[str, ...]], tuple[str, ...]], int]] = [
+        (_cheapest(speeds, 2), recipe.seeds),
+        (_cheapest(speeds, 2), min(recipe.seeds, 2)),
+        (_cheapest(speeds, 1), min(recipe.seeds, 2)),
+        (_cheapest(speeds, 1), 1),
+    ]
+    candidates, seeds = recipe.candidates, recipe.seeds
+
+    def epochs_that_fit() -> int:
+        fixed = student_seconds(speeds, recipe, cores, epochs=0, seeds=seeds, candidates=candidates)
+        per_epoch = student_seconds(speeds, recipe, cores, epochs=1, seeds=seeds, candidates=candidates) - fixed
+        return min(recipe.student_epochs, math.floor((available_s - fixed) / per_epoch))
+
+    epochs = epochs_that_fit()
+    for cut, cut_seeds in steps:
+        if epochs >= recipe.student_min_epochs:
+            break
+        candidates, seeds = cut(candidates), cut_seeds
+        epochs = epochs_that_fit()
+    overrun = epochs < recipe.student_min_epochs
+    epochs = max(epochs, recipe.student_min_epochs)
+    estimate = student_seconds(speeds, recipe, cores, epochs=epochs, seeds=seeds, candidates=candidates)
+    return StudentPlan(epochs, seeds, candidates, estimate, _student_cuts(recipe, epochs, seeds, candidates, overrun))
+
+
+def _student_cuts(
+    recipe: Recipe, epochs: int, seeds: int, candidates: tuple[str, ...], overrun: bool
+) -> tuple[str, ...]:
+    cuts = []
+    if epochs < recipe.student_epochs:
+        cuts.append(f"student epochs {recipe.student_epochs} -> {epochs}")
+    dropped = [c for c in recipe.candidates if c not in candidates]
+    if dropped:
+        cuts.append(f"candidates not trained: {', '.join(dropped)}")
+    if seeds < recipe.seeds:
+        cuts.append(f"seeds {recipe.seeds} -> {seeds}")
+    if overrun:
+        cuts.append(f"the students' floor ({epochs} epochs) overruns the budget")
+    return tuple(cuts)
+
+
+def fit_plan(
+    speeds: Speeds,
+    recipe: Recipe,
+    cores: int,
+    available_s: float,
+    *,
+    teacher_share: float,
+) -> Plan:
+    """The teacher's part first, from `teacher_share` of the time (more where the full students need less),
+    then the students' from what it leaves."""
+    full_students = student_seconds(
+        speeds, recipe, cores, epochs=recipe.student_epochs, seeds=recipe.seeds, candidates=recipe.candidates
+    )
+    teacher_available = max(available_s * teacher_share, available_s - full_students)
+    members, epochs, cuts = fit_teacher(speeds, recipe, cores, teacher_available)
+    teacher_s = teacher_seconds(speeds, recipe, cores, members, epochs)
+    students = fit_students(speeds, recipe, cores, available_s - teacher_s)
+    return Plan(members, epochs, speeds.teacher_alone_threads, teacher_s, students, cuts)
+
+
+def slowed(speeds: Speeds, factor: float) -> Speeds:
+    """The students' speeds scaled by how much slower (or faster) than measured the teacher actually trained."""
+    return replace(speeds, student_epoch_s={c: s * factor for c, s in speeds.student_epoch_s.items()})

@@ -1,0 +1,119 @@
+"""The time budget, from measured speeds: the full recipe where it fits, cuts in a fixed order where it does not,
+never below the floors, and never less for a faster machine."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from distill_training.budget import Plan, Recipe, fit_plan, fit_students, slowed, student_seconds, teacher_seconds
+from distill_training.speed import Speeds
+
+CANDIDATES = ("mlp:128-128", "cnn:16-32", "cnn:32-64", "mobilenet:32x1")
+RECIPE = Recipe(
+    members=2,
+    teacher_epochs=12,
+    teacher_min_epochs=6,
+    views=4,
+    student_epochs=40,
+    student_min_epochs=10,
+    seeds=3,
+    methods=3,
+    candidates=CANDIDATES,
+)
+
+
+def speeds(factor: float = 1.0) -> Speeds:
+    """Seconds as measured on a 2-core machine, times `factor` (2: a machine half as fast)."""
+    return Speeds(
+        teacher_epoch_s=[60.0 * factor] * 2,
+        teacher_alone_s=35.0 * factor,
+        teacher_alone_threads=2,
+        teacher_forward_s=[10.0 * factor] * 2,
+        student_epoch_s={c: s * factor for c, s in zip(CANDIDATES, (1.0, 5.0, 11.0, 6.0), strict=True)},
+        load_1min=1.0,
+        seconds=5.0,
+    )
+
+
+def plan(available_s: float, factor: float = 1.0, recipe: Recipe = RECIPE) -> Plan:
+    return fit_plan(speeds(factor), recipe, 2, available_s, teacher_share=0.55)
+
+
+def test_a_machine_with_time_to_spare_runs_the_full_recipe_and_cuts_nothing() -> None:
+    p = plan(1e6)
+    assert (p.members, p.teacher_epochs) == (2, 12) and p.cuts == ()
+    assert (p.students.epochs, p.students.seeds, p.students.candidates) == (40, 3, CANDIDATES)
+    assert p.students.cuts == ()
+
+
+def test_the_plan_fits_the_budget_it_was_given() -> None:
+    for available in (900.0, 1500.0, 3000.0):
+        p = plan(available)
+        assert p.teacher_s + p.students.estimate_s <= available
+        assert p.teacher_s == pytest.approx(teacher_seconds(speeds(), RECIPE, 2, p.members, p.teacher_epochs))
+
+
+def test_a_faster_machine_never_gets_less() -> None:
+    """More members (and never fewer member-epochs: a new member starts at the floor), more candidates and
+    seeds, and, with those unchanged, more student epochs."""
+    previous = None
+    for factor in (4.0, 3.0, 2.0, 1.5, 1.0, 0.7, 0.5, 0.25, 0.1):
+        p = plan(900.0, factor)
+        now = (p.members, p.members * p.teacher_epochs, len(p.students.candidates), p.students.seeds)
+        if previous is not None:
+            before, before_epochs = previous
+            assert all(n >= b for n, b in zip(now, before, strict=True)), (factor, now, before)
+            if now[2:] == before[2:]:
+                assert p.students.epochs >= before_epochs
+        previous = now, p.students.epochs
+
+
+def test_members_are_kept_while_each_still_gets_its_floor_of_epochs() -> None:
+    p = plan(600.0)
+    assert p.teacher_epochs >= RECIPE.teacher_min_epochs
+    tight = plan(400.0, factor=2.0)
+    assert tight.members == 1 and "teacher members 2 -> 1" in tight.cuts
+
+
+def test_students_are_cut_in_order_epochs_then_the_slowest_candidates_then_seeds() -> None:
+    def students(available: float) -> tuple[int, int, tuple[str, ...]]:
+        s = fit_students(speeds(), RECIPE, 2, available)
+        return s.epochs, s.seeds, s.candidates
+
+    per_epoch_all = student_seconds(speeds(), RECIPE, 2, epochs=1, seeds=3, candidates=CANDIDATES)
+    epochs, seeds, candidates = students(per_epoch_all * 20 + 20)
+    assert (seeds, candidates) == (3, CANDIDATES) and 10 <= epochs < 40  # first the epochs
+    epochs, seeds, candidates = students(per_epoch_all * 8)
+    assert candidates == ("mlp:128-128", "cnn:16-32") and seeds == 3 and epochs >= 10  # then the slowest candidates
+    epochs, seeds, candidates = students(60.0)
+    assert seeds < 3 and len(candidates) <= 2 and epochs >= 10  # then seeds (and candidates down to 1)
+
+
+def test_below_every_floor_the_plan_runs_the_floor_and_says_it_overruns() -> None:
+    p = plan(10.0)
+    assert (p.members, p.teacher_epochs) == (1, 6) and p.students.epochs == 10
+    assert (p.students.seeds, p.students.candidates) == (1, ("mlp:128-128",))
+    assert any("overruns" in cut for cut in p.cuts) and any("overruns" in cut for cut in p.students.cuts)
+
+
+def test_the_cuts_say_what_was_cut_from_what() -> None:
+    p = plan(700.0)
+    said = "; ".join([*p.cuts, *p.students.cuts])
+    assert f"student epochs 40 -> {p.students.epochs}" in said
+    if p.teacher_epochs < 12:
+        assert f"teacher epochs 12 -> {p.teacher_epochs} per member" in said
+
+
+def test_a_recipe_of_one_member_trains_it_on_every_core() -> None:
+    one = dataclasses.replace(RECIPE, members=1)
+    p = plan(1e6, recipe=one)
+    assert p.members == 1
+    assert teacher_seconds(speeds(), one, 2, 1, 12) == pytest.approx(12 * 35.0 + 4 * 10.0)
+
+
+def test_students_slowed_by_a_busy_machine_get_fewer_epochs() -> None:
+    fast = fit_students(speeds(), RECIPE, 2, 600.0)
+    busy = fit_students(slowed(speeds(), 2.0), RECIPE, 2, 600.0)
+    assert busy.epochs < fast.epochs
