@@ -43,7 +43,7 @@ class TeacherConfig:
     architecture: str = "conv"  # conv: two conv stages then a dense head; resnet: residual stages, pooled head
     # An ensemble: the members' architectures, member i trained on seed `seed + i`, their logits averaged and
     # served as one ONNX teacher. Empty: one teacher of `architecture`. The time budget may keep fewer members.
-    members: tuple[str, ...] = ()
+    members: tuple[str, ...] = ("conv", "conv")
     width: int = 32  # channels of the first stage; the next stages have twice (conv) or 2x and 4x (resnet)
     hidden: int = 512  # conv: the dense head
     blocks: int = 1  # resnet: residual blocks per stage
