@@ -42,7 +42,7 @@ def _candidate(ctx: Context, args: argparse.Namespace) -> str:
 
 def _student(ctx: Context, args: argparse.Namespace) -> None:
     spec = _candidate(ctx, args)
-    r = steps.student(ctx, (spec, args.method or ctx.cfg.student.method, args.seed))
+    r = steps.student(ctx, (spec, args.method or ctx.cfg.student.method, args.seed, steps.student_plan(ctx).epochs))
     print(
         f"student {spec} {r.method} seed {r.seed}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f} -> {r.weights}"
     )

@@ -3,21 +3,19 @@ student epochs, seeds and candidates fit in `budget.time_budget_min`, and what w
 
 The configured recipe is the most any machine gets; a slower machine gets less, cut in a fixed order, never
 below each `min_epochs`. Faster machines therefore get more epochs, up to the recipe. The teacher's share is
-fitted first (members are kept while each still gets `teacher.min_epochs`); the students get the rest, and are
-fitted again once the teacher is done, from the time actually left (`fit_students`), so a machine that turned
-busy while the teacher trained shortens the students instead of overrunning.
+fitted first (members are kept while each still gets `teacher.min_epochs`); the students get the rest. Each
+later phase is fitted again from the time actually left when it starts: the search once the teacher is done
+(`fit_students`), the comparison once the search is done, from the chosen candidate's epoch time as measured
+in the search (`fit_comparison`). A machine that turned busy shortens what is left instead of overrunning.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from distill_training.speed import Speeds
-
-# Starting a pool of worker processes (each imports torch and loads the data): measured 5-10 s on 2 cores.
-POOL_START_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -37,10 +35,13 @@ class Recipe:
 
 @dataclass(frozen=True)
 class StudentPlan:
+    """The search's epochs and candidates; `seeds` is what the comparison was costed with (it is fitted again
+    once the search is done, `ComparisonPlan`)."""
+
     epochs: int
     seeds: int
     candidates: tuple[str, ...]
-    estimate_s: float
+    estimate_s: float  # the search and the comparison
     cuts: tuple[str, ...]
 
 
@@ -71,7 +72,7 @@ def teacher_seconds(speeds: Speeds, recipe: Recipe, cores: int, members: int, ep
     if members == 1:
         training = epochs * speeds.teacher_alone_s
     else:
-        training = epochs * _phase(speeds.teacher_epoch_s[:members], cores) + POOL_START_S
+        training = epochs * _phase(speeds.teacher_epoch_s[:members], cores) + speeds.pool_start_s
     return training + recipe.views * sum(speeds.teacher_forward_s[:members])
 
 
@@ -82,7 +83,7 @@ def student_seconds(
     on the chosen architecture: costed as the slowest candidate, since which one wins is not known yet)."""
     search = [speeds.student_epoch_s[c] for c in candidates]
     comparison = [max(search)] * ((recipe.methods + 1) * seeds - 1)
-    return epochs * (_phase(search, cores) + _phase(comparison, cores)) + 2 * POOL_START_S
+    return epochs * (_phase(search, cores) + _phase(comparison, cores)) + 2 * speeds.pool_start_s
 
 
 def fit_teacher(speeds: Speeds, recipe: Recipe, cores: int, available_s: float) -> tuple[int, int, tuple[str, ...]]:
@@ -153,14 +154,12 @@ def _student_cuts(
 ) -> tuple[str, ...]:
     cuts = []
     if epochs < recipe.student_epochs:
-        cuts.append(f"student epochs {recipe.student_epochs} -> {epochs}")
+        cuts.append(f"search epochs {recipe.student_epochs} -> {epochs}")
     dropped = [c for c in recipe.candidates if c not in candidates]
     if dropped:
         cuts.append(f"candidates not trained: {', '.join(dropped)}")
-    if seeds < recipe.seeds:
-        cuts.append(f"seeds {recipe.seeds} -> {seeds}")
     if overrun:
-        cuts.append(f"the students' floor ({epochs} epochs) overruns the budget")
+        cuts.append(f"the search's floor ({epochs} epochs) overruns the budget")
     return tuple(cuts)
 
 
@@ -184,6 +183,30 @@ def fit_plan(
     return Plan(members, epochs, speeds.teacher_alone_threads, teacher_s, students, cuts)
 
 
-def slowed(speeds: Speeds, factor: float) -> Speeds:
-    """The students' speeds scaled by how much slower (or faster) than measured the teacher actually trained."""
-    return replace(speeds, student_epoch_s={c: s * factor for c, s in speeds.student_epoch_s.items()})
+@dataclass(frozen=True)
+class ComparisonPlan:
+    epochs: int
+    seeds: int
+    estimate_s: float
+    cuts: tuple[str, ...]
+
+
+def fit_comparison(speeds: Speeds, epoch_s: float, recipe: Recipe, cores: int, available_s: float) -> ComparisonPlan:
+    """Every method and the control on the chosen candidate, whose epochs take `epoch_s` (as measured in the
+    search): the most epochs up to the recipe's; below `student_min_epochs`, seeds down to 2, then 1; then the
+    floor, said to overrun."""
+    for seeds in sorted({recipe.seeds, min(recipe.seeds, 2), 1}, reverse=True):
+        per_epoch = _phase([epoch_s] * ((recipe.methods + 1) * seeds), cores)
+        epochs = min(recipe.student_epochs, math.floor((available_s - speeds.pool_start_s) / per_epoch))
+        if epochs >= recipe.student_min_epochs:
+            break
+    overrun = epochs < recipe.student_min_epochs
+    epochs = max(epochs, recipe.student_min_epochs)
+    cuts = []
+    if epochs < recipe.student_epochs:
+        cuts.append(f"comparison epochs {recipe.student_epochs} -> {epochs}")
+    if seeds < recipe.seeds:
+        cuts.append(f"seeds {recipe.seeds} -> {seeds}")
+    if overrun:
+        cuts.append(f"the comparison's floor ({epochs} epochs) overruns the budget")
+    return ComparisonPlan(epochs, seeds, epochs * per_epoch + speeds.pool_start_s, tuple(cuts))

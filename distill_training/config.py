@@ -151,12 +151,12 @@ def profile_config(profile: str) -> PipelineConfig:
             profile="quick",
             run_dir="runs/quick",
             data=DataConfig(val_size=1000, train_limit=8000),
-            teacher=TeacherConfig(width=8, hidden=64, members=("conv", "conv"), epochs=3, min_epochs=2, dropout=0.1),
+            teacher=TeacherConfig(width=8, hidden=64, members=("conv", "conv"), epochs=3, min_epochs=1, dropout=0.1),
             student=StudentConfig(
-                candidates=("mlp:32", "cnn:8-16", "mobilenet:8x1"), seeds=2, epochs=4, min_epochs=2, views=3
+                candidates=("mlp:32", "cnn:8-16", "mobilenet:8x1"), seeds=2, epochs=4, min_epochs=1, views=3
             ),
             export=ExportConfig(validate_images=256, latency_runs=200),
-            budget=BudgetConfig(time_budget_min=2.0, min_speedup=2.0, calibration_steps=3),
+            budget=BudgetConfig(time_budget_min=3.0, min_speedup=2.0, calibration_steps=3),
         )
     raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
 

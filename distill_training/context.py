@@ -36,9 +36,10 @@ class Context:
     timings: dict[str, float]
     loads: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)  # the time budget counts from here
+    data_load_s: float = 0.0
     run_plan: RunPlan | None = None
     teachers: Teachers | None = None  # published into the run directory
-    students: StudentPlan | None = None  # the students' plan, fitted again once the teacher is done
+    students: StudentPlan | None = None  # the search's plan, fitted again once the teacher is done
     views: Views | None = None
 
     @property
@@ -60,9 +61,10 @@ def open_context(cfg: PipelineConfig) -> Context:
     start = time.perf_counter()
     check_names(cfg)
     data = load_dataset(cfg.data)
+    loaded = time.perf_counter() - start
     run_dir = Path(cfg.run_dir)
     save_config(cfg, run_dir / "config.yaml")
-    return Context(cfg, data, {}, started=start)
+    return Context(cfg, data, {}, started=start, data_load_s=loaded)
 
 
 def timed(ctx: Context, step: str, fn: Callable[[], T]) -> T:

@@ -44,7 +44,7 @@ class ExportValidationError(Exception):
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
+def quiet_exporter() -> Iterator[None]:
     """The dynamo exporter logs optional-dependency notes and emits FutureWarnings from torch internals."""
     logger = logging.getLogger("torch.onnx")
     level = logger.level
@@ -62,7 +62,7 @@ def export_onnx(model: nn.Module, image_shape: tuple[int, int, int], path: Path,
     model = set_memory_format(model, torch.contiguous_format).eval()
     example = torch.zeros(2, *image_shape)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _quiet_exporter(), torch.no_grad():
+    with quiet_exporter(), torch.no_grad():
         torch.onnx.export(
             model,
             (example,),

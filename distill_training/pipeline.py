@@ -30,7 +30,7 @@ from distill_training.publishing import (
     publish_student,
 )
 from distill_training.report import write_report
-from distill_training.steps import compare, run_plan, search, student, student_plan, teachers
+from distill_training.steps import compare, comparison_of, run_plan, search, student, student_plan, teachers
 from distill_training.teachers import Teachers
 from distill_training.train import StudentResult, autocast_dtype
 
@@ -52,7 +52,7 @@ def _exported_seed(ctx: Context, comparison: dict[str, Any], method: str) -> tup
     seed = stats["exported_seed"]
     rule = f"best validation of seeds 0-{comparison['seeds'] - 1} of candidate {spec}"
     selected = {"seed": seed, "val_accuracy": stats["val_accuracy"][seed], "rule": rule}
-    return student(ctx, (spec, method, seed)), selected
+    return student(ctx, (spec, method, seed, comparison["student"]["epochs"])), selected
 
 
 def build(ctx: Context, repo: Path) -> Built:
@@ -61,7 +61,7 @@ def build(ctx: Context, repo: Path) -> Built:
     run_plan(ctx)
     published_teachers = teachers(ctx)
     searched = search(ctx)
-    configs = {spec: student_config(cfg, spec, student_plan(ctx)) for spec in searched}
+    configs = {spec: student_config(cfg, spec, student_plan(ctx).epochs) for spec in searched}
     candidates = publish_candidates(ctx, searched, configs)
     files = {pub.card.name: pub.model_file for pub in (published_teachers.served, *published_teachers.members)}
     latency = measure(ctx, files | {spec: pub.model_file for spec, pub in candidates.items()})
@@ -70,7 +70,7 @@ def build(ctx: Context, repo: Path) -> Built:
     comparison = compare(ctx, choice.spec, published_teachers.served.record.test_accuracy)
     result, selected = _exported_seed(ctx, comparison, cfg.student.method)
     selected |= {"latency_budget": choice.rule, "latency_limit_us": choice.limit_us}
-    chosen = configs[choice.spec]
+    chosen = student_config(cfg, choice.spec, comparison["student"]["epochs"])
     exported = publish_student(
         ctx, result, chosen, choice.spec, repo=exported_dir(ctx), name=cfg.student.name, selected=selected
     )
@@ -108,7 +108,8 @@ def _frontier(
         published_entry(m, "member", m.record.architecture, latency[m.card.name].p50_us, exported=False)
         for m in teachers.members
     ]
-    same_as_candidate = student_pub.record.config["training"]["selected"]["seed"] == 0
+    training = student_pub.record.config["training"]
+    same_as_candidate = training["selected"]["seed"] == 0 and training["student_epochs"] == student_plan(ctx).epochs
     for spec, pub in candidates.items():
         if not (spec == chosen and same_as_candidate):
             entries.append(published_entry(pub, "candidate", spec, latency[spec].p50_us, exported=False))
@@ -141,6 +142,7 @@ def report(ctx: Context, repo: Path, report_dir: Path | None = None) -> Report:
         built=built,
         run_plan=run_plan(ctx),
         students=student_plan(ctx),
+        comparison=comparison_of(ctx, built.choice.spec),
         timings=save_timings(ctx),
         precision=precision,
     )

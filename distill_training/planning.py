@@ -13,7 +13,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from distill_training.budget import Plan, Recipe, StudentPlan, fit_plan, fit_students, full_plan, slowed
+from distill_training.budget import (
+    ComparisonPlan,
+    Plan,
+    Recipe,
+    StudentPlan,
+    fit_comparison,
+    fit_plan,
+    fit_students,
+    full_plan,
+)
 from distill_training.config import PipelineConfig, StudentConfig, TeacherConfig, to_dict
 from distill_training.data import Dataset
 from distill_training.logits_cache import view_count
@@ -28,7 +37,7 @@ from modelrepo.host import available_cores
 PLAN = "plan.json"
 TEACHER = "teacher"  # the served teacher's key in `RunPlan.latency_us`
 LATENCY_RUNS = 200  # per net, for the estimate before training
-SLOWDOWN_RANGE = (0.75, 3.0)  # how far the students' measured speed is corrected by the teacher's actual time
+EXPORT_S = 2.5  # publishing one model: the dynamo export, validation and test accuracy (2-4 s on 2 cores)
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,8 @@ def teacher_members(cfg: PipelineConfig, plan: Plan) -> list[TeacherConfig]:
     return member_configs(replace(cfg.teacher, epochs=plan.teacher_epochs), plan.members)
 
 
-def student_config(cfg: PipelineConfig, spec: str, students: StudentPlan) -> StudentConfig:
-    return candidate_config(replace(cfg.student, epochs=students.epochs), spec)
+def student_config(cfg: PipelineConfig, spec: str, epochs: int) -> StudentConfig:
+    return candidate_config(replace(cfg.student, epochs=epochs), spec)
 
 
 def _plan_key(cfg: PipelineConfig) -> str:
@@ -87,17 +96,17 @@ def _estimate_latency(cfg: PipelineConfig, data: Dataset, members: int) -> Graph
     )
 
 
-def _reserve_s(cfg: PipelineConfig, latency_us: dict[str, float], export_s: float, members: int) -> float:
-    """The exports (each also validated and scored), the latency runs and the report; an export is costed as the
-    median one measured (validating and scoring a small model costs less than exporting it)."""
+def _reserve_s(cfg: PipelineConfig, latency_us: dict[str, float], members: int) -> float:
+    """The exports (each also validated and scored), the latency runs and the report."""
     exports = len(latency_us) + (members if members > 1 else 0) + 2  # ... + the student and the control
     teacher_us = latency_us[TEACHER] * (1 + members) / 2  # an ensemble's members are measured too
     latency_runs = cfg.export.latency_runs * (sum(latency_us.values()) + teacher_us) * 1e-6
-    return export_s * exports + latency_runs + 10.0
+    return EXPORT_S * exports + latency_runs + 10.0
 
 
-def make_plan(cfg: PipelineConfig, data: Dataset, started: float) -> RunPlan:
-    """Measure, fit and save the plan (or load the one saved with the same settings)."""
+def make_plan(cfg: PipelineConfig, data: Dataset, started: float, data_load_s: float) -> RunPlan:
+    """Measure, fit and save the plan (or load the one saved with the same settings); `data_load_s` is what
+    loading the data took, as each worker process will."""
     path = Path(cfg.run_dir) / PLAN
     key = _plan_key(cfg)
     saved = _load(path, key)
@@ -109,10 +118,11 @@ def make_plan(cfg: PipelineConfig, data: Dataset, started: float) -> RunPlan:
     if budget_s > 0:
         members = member_configs(cfg.teacher)
         candidates = {spec: candidate_config(cfg.student, spec) for spec in recipe.candidates}
-        speeds = calibrate(members, candidates, data, calls=cfg.budget.calibration_steps, cores=available_cores())
+        calls = cfg.budget.calibration_steps
+        speeds = calibrate(members, candidates, data, calls=calls, cores=available_cores(), data_load_s=data_load_s)
         plan = fit_plan(speeds, recipe, available_cores(), budget_s, teacher_share=cfg.budget.teacher_share)
     measured = _estimate_latency(cfg, data, plan.members)
-    reserve = _reserve_s(cfg, measured.latency_us, measured.export_s, plan.members)
+    reserve = _reserve_s(cfg, measured.latency_us, plan.members)
     available = max(0.0, budget_s - (time.perf_counter() - started) - reserve)
     if speeds is not None:
         # Each member's share of the served graph's onnxruntime pass over the training images.
@@ -132,34 +142,59 @@ def check_latency_budget(cfg: PipelineConfig, run_plan: RunPlan) -> None:
     within_budget(scored, limit, rule)
 
 
-def final_students(cfg: PipelineConfig, run_plan: RunPlan, *, elapsed_s: float, teacher_s: float) -> StudentPlan:
-    """The students' plan fitted again to the time actually left after the teacher (`teacher_s` of training
-    and logits in this invocation, 0 when they were up to date), with the students' measured speed corrected by
-    how far the teacher's actual time strayed from its estimate."""
+def left_s(run_plan: RunPlan, elapsed_s: float) -> float:
+    """What is left of the time budget, less the reserve for the exports and the report."""
+    return max(0.0, run_plan.budget_s - elapsed_s - run_plan.reserve_s)
+
+
+def final_students(cfg: PipelineConfig, run_plan: RunPlan, *, elapsed_s: float) -> StudentPlan:
+    """The students' plan fitted again to the time actually left once the teacher and its logits are done."""
     if run_plan.speeds is None:
         return run_plan.plan.students
-    low, high = SLOWDOWN_RANGE
-    factor = min(high, max(low, teacher_s / run_plan.plan.teacher_s)) if teacher_s > 0 else 1.0
-    left = run_plan.budget_s - elapsed_s - run_plan.reserve_s
-    return fit_students(slowed(run_plan.speeds, factor), recipe_of(cfg), available_cores(), max(0.0, left))
+    return fit_students(run_plan.speeds, recipe_of(cfg), available_cores(), left_s(run_plan, elapsed_s))
+
+
+def comparison_plan(cfg: PipelineConfig, run_plan: RunPlan, *, epoch_s: float, elapsed_s: float) -> ComparisonPlan:
+    """The comparison's epochs and seeds, from the chosen candidate's epoch time in the search and the time left."""
+    recipe = recipe_of(cfg)
+    if run_plan.speeds is None:
+        return ComparisonPlan(recipe.student_epochs, recipe.seeds, 0.0, ())
+    return fit_comparison(run_plan.speeds, epoch_s, recipe, available_cores(), left_s(run_plan, elapsed_s))
+
+
+def _saved(cfg: PipelineConfig) -> dict[str, Any]:
+    try:
+        saved: dict[str, Any] = json.loads((Path(cfg.run_dir) / PLAN).read_text())
+    except (OSError, ValueError):
+        return {}
+    return saved if saved.get("key") == _plan_key(cfg) else {}
+
+
+def _save_part(cfg: PipelineConfig, field: str, value: Any) -> None:
+    path = Path(cfg.run_dir) / PLAN
+    saved = json.loads(path.read_text())
+    saved[field] = value
+    path.write_text(json.dumps(saved, indent=2) + "\n")
 
 
 def save_students(cfg: PipelineConfig, students: StudentPlan) -> None:
-    path = Path(cfg.run_dir) / PLAN
-    saved = json.loads(path.read_text())
-    saved["final_students"] = dataclasses.asdict(students)
-    path.write_text(json.dumps(saved, indent=2) + "\n")
+    _save_part(cfg, "final_students", dataclasses.asdict(students))
 
 
 def saved_students(cfg: PipelineConfig) -> StudentPlan | None:
     """The students' final plan of an earlier invocation with the same settings."""
-    try:
-        saved = json.loads((Path(cfg.run_dir) / PLAN).read_text())
-    except (OSError, ValueError):
-        return None
-    if saved.get("key") != _plan_key(cfg) or not saved.get("final_students"):
-        return None
-    return _student_plan(saved["final_students"])
+    tree = _saved(cfg).get("final_students")
+    return _student_plan(tree) if tree else None
+
+
+def save_comparison(cfg: PipelineConfig, spec: str, plan: ComparisonPlan) -> None:
+    _save_part(cfg, "comparison", _saved(cfg).get("comparison", {}) | {spec: dataclasses.asdict(plan)})
+
+
+def saved_comparison(cfg: PipelineConfig, spec: str) -> ComparisonPlan | None:
+    """The comparison plan of an earlier invocation with the same settings, for this candidate."""
+    tree = _saved(cfg).get("comparison", {}).get(spec)
+    return ComparisonPlan(**(tree | {"cuts": tuple(tree["cuts"])})) if tree else None
 
 
 def _student_plan(tree: dict[str, Any]) -> StudentPlan:

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from distill_training.budget import StudentPlan
+from distill_training.budget import ComparisonPlan, StudentPlan
 from distill_training.config import PipelineConfig
 from distill_training.export import Published
 from distill_training.frontier import exported
@@ -133,12 +133,15 @@ def environment(precision: str) -> dict[str, Any]:
     }
 
 
-def _budget(cfg: PipelineConfig, built: Built, run_plan: RunPlan, students: StudentPlan) -> dict[str, Any]:
+def _budget(
+    cfg: PipelineConfig, built: Built, run_plan: RunPlan, students: StudentPlan, comparison: ComparisonPlan
+) -> dict[str, Any]:
     return {
         "time_budget_min": cfg.budget.time_budget_min,
         "plan": asdict(run_plan.plan),
         "final_students": asdict(students),
-        "cuts": [*run_plan.plan.cuts, *students.cuts],
+        "comparison": asdict(comparison),
+        "cuts": [*run_plan.plan.cuts, *students.cuts, *comparison.cuts],
         "speeds": asdict(run_plan.speeds) if run_plan.speeds else None,
         "estimated_latency_us": run_plan.latency_us,
         "reserve_s": run_plan.reserve_s,
@@ -154,6 +157,7 @@ def write_report(
     built: Built,
     run_plan: RunPlan,
     students: StudentPlan,
+    comparison: ComparisonPlan,
     timings: dict[str, dict[str, float]],
     precision: str,
 ) -> Path:
@@ -170,7 +174,7 @@ def write_report(
         "models": [asdict(r) for r in rows],
         "frontier": [e.to_json() for e in built.frontier],
         "comparison": built.comparison,
-        "budget": _budget(cfg, built, run_plan, students),
+        "budget": _budget(cfg, built, run_plan, students, comparison),
         "timings": timings,
         "tuning": tuning,
         "targets": [asdict(t) for t in checks],

@@ -17,7 +17,7 @@ def markdown(cfg: PipelineConfig, payload: dict[str, Any]) -> str:
         _targets(payload["targets"], cfg.profile),
         _frontier(payload["frontier"], payload["budget"]),
         _methods(payload["comparison"]),
-        _budget(payload["budget"]),
+        _budget(payload["budget"], payload["timings"]["seconds"]),
         _setup(cfg, payload["tuning"]),
         _timings(payload["timings"]),
     ]
@@ -123,8 +123,9 @@ def _methods(comparison: dict[str, Any]) -> Lines:
     return [*lines, "", "![methods per seed](distillation_seeds.png)", ""]
 
 
-def _budget(budget: dict[str, Any]) -> Lines:
+def _budget(budget: dict[str, Any], seconds: dict[str, float]) -> Lines:
     plan, students, speeds = budget["plan"], budget["final_students"], budget["speeds"]
+    comparison = budget["comparison"]
     lines = ["## Time budget", ""]
     if speeds is None:
         lines.append("No time budget (`--time-budget-min 0`): the full recipe ran.")
@@ -142,11 +143,24 @@ def _budget(budget: dict[str, Any]) -> Lines:
     lines += [
         "",
         f"- Teacher: {plan['members']} member(s), {plan['teacher_epochs']} epochs each.",
-        f"- Students: {students['epochs']} epochs, {students['seeds']} seeds, candidates "
-        f"{', '.join(students['candidates'])} (fitted again once the teacher was done).",
+        f"- Search: {students['epochs']} epochs, candidates {', '.join(students['candidates'])} (fitted again once "
+        "the teacher was done).",
+        f"- Comparison: {comparison['epochs']} epochs, {comparison['seeds']} seeds (fitted again once the search "
+        "was done, from the chosen candidate's epoch time in it).",
         f"- What the budget cut: {'; '.join(budget['cuts']) if budget['cuts'] else 'nothing'}.",
         "",
     ]
+    if speeds is not None:
+        teacher = seconds.get("teacher", 0.0) + seconds.get("logits", 0.0)
+        students = students["estimate_s"] if comparison["estimate_s"] == 0 else comparison["estimate_s"]
+        lines += [
+            "| phase | planned | took (the run that built it) |",
+            "|---|---|---|",
+            f"| teacher and its logits | {plan['teacher_s'] / 60:.1f} min | {teacher / 60:.1f} min |",
+            f"| comparison (planned once the search was done) | {students / 60:.1f} min | |",
+            f"| all students (search and comparison) | | {seconds.get('students', 0.0) / 60:.1f} min |",
+            "",
+        ]
     return lines
 
 

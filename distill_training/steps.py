@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from distill_training.budget import StudentPlan
+from distill_training.budget import ComparisonPlan, StudentPlan
 from distill_training.comparison import summarise
 from distill_training.config import DataConfig, PipelineConfig, TeacherConfig, to_dict
 from distill_training.context import Context, timed
@@ -27,9 +27,12 @@ from distill_training.losses import CONTROL
 from distill_training.planning import (
     RunPlan,
     check_latency_budget,
+    comparison_plan,
     final_students,
     make_plan,
+    save_comparison,
     save_students,
+    saved_comparison,
     saved_students,
     student_config,
     teacher_members,
@@ -41,13 +44,13 @@ from distill_training.teachers import OnnxTeacher, Teachers
 from distill_training.train import StudentResult, train_student, train_teacher, trained_student, trained_teacher
 from modelrepo.host import available_cores
 
-Job = tuple[str, str, int]  # (candidate spec, method, seed)
+Job = tuple[str, str, int, int]  # (candidate spec, method, seed, epochs)
 
 
 def run_plan(ctx: Context) -> RunPlan:
     """The plan (measured and fitted once, then loaded), and the latency budget checked against it."""
     if ctx.run_plan is None:
-        ctx.run_plan = timed(ctx, "plan", lambda: make_plan(ctx.cfg, ctx.data, ctx.started))
+        ctx.run_plan = timed(ctx, "plan", lambda: make_plan(ctx.cfg, ctx.data, ctx.started, ctx.data_load_s))
         check_latency_budget(ctx.cfg, ctx.run_plan)
     return ctx.run_plan
 
@@ -102,51 +105,50 @@ def student_views(ctx: Context) -> Views:
 
 
 def student_plan(ctx: Context) -> StudentPlan:
-    """The students' epochs, seeds and candidates, fitted to the time left once the teacher and its logits are
-    done (saved: a later invocation keeps them)."""
+    """The search's epochs and candidates, fitted to the time left once the teacher and its logits are done
+    (saved: a later invocation keeps them)."""
     if ctx.students is None:
         student_views(ctx)
         students = saved_students(ctx.cfg)
         if students is None:
-            spent = sum(ctx.timings.get(step, 0.0) for step in ("teacher", "logits"))
             elapsed = time.perf_counter() - ctx.started
-            students = final_students(ctx.cfg, run_plan(ctx), elapsed_s=elapsed, teacher_s=spent)
+            students = final_students(ctx.cfg, run_plan(ctx), elapsed_s=elapsed)
             save_students(ctx.cfg, students)
         ctx.students = students
     return ctx.students
 
 
 def _student_dir(ctx: Context, job: Job) -> Path:
-    spec, method, seed = job
-    return ctx.run_dir / "students" / f"{folder_name(spec)}-{method}-seed{seed}"
+    spec, method, seed, epochs = job
+    return ctx.run_dir / "students" / f"{folder_name(spec)}-{method}-seed{seed}-e{epochs}"
 
 
 def student(ctx: Context, job: Job, *, progress: bool = True) -> StudentResult:
     views = student_views(ctx)
-    cfg = student_config(ctx.cfg, job[0], student_plan(ctx))
-    out = _student_dir(ctx, job)
+    spec, method, seed, epochs = job
+    cfg, out = student_config(ctx.cfg, spec, epochs), _student_dir(ctx, job)
     return timed(
         ctx,
         "students",
-        lambda: train_student(cfg, ctx.data, views, method=job[1], seed=job[2], out_dir=out, progress=progress),
+        lambda: train_student(cfg, ctx.data, views, method=method, seed=seed, out_dir=out, progress=progress),
     )
 
 
-def _student_in_worker(cfg: PipelineConfig, plan: RunPlan, students: StudentPlan, job: Job) -> None:
+def _student_in_worker(cfg: PipelineConfig, plan: RunPlan, job: Job) -> None:
     """One student in a worker process, which loads its own data and cached views."""
-    ctx = Context(cfg, load_dataset(cfg.data), {}, run_plan=plan, students=students)
+    ctx = Context(cfg, load_dataset(cfg.data), {}, run_plan=plan)
     student(ctx, job, progress=False)
 
 
 def train_students(ctx: Context, jobs: list[Job]) -> list[StudentResult]:
     """The students of `jobs`. Those not up to date train side by side, one process per core: each trains on
     one thread (`student.threads`), so the results are those of training them one after another."""
-    views, students = student_views(ctx), student_plan(ctx)  # the logits are cached before any worker reads them
+    views = student_views(ctx)  # the logits are cached before any worker reads them
 
     def done(job: Job) -> bool:
-        cfg = student_config(ctx.cfg, job[0], students)
-        out = _student_dir(ctx, job)
-        return trained_student(cfg, method=job[1], seed=job[2], logits_key=views.key, out_dir=out) is not None
+        spec, method, seed, epochs = job
+        cfg, out = student_config(ctx.cfg, spec, epochs), _student_dir(ctx, job)
+        return trained_student(cfg, method=method, seed=seed, logits_key=views.key, out_dir=out) is not None
 
     todo = [job for job in jobs if not done(job)]
     processes = min(len(todo), available_cores())
@@ -155,8 +157,7 @@ def train_students(ctx: Context, jobs: list[Job]) -> list[StudentResult]:
         def run() -> None:
             spawn = multiprocessing.get_context("spawn")  # fork is unsafe after torch's thread pools started
             with ProcessPoolExecutor(processes, mp_context=spawn) as pool:
-                plan = run_plan(ctx)
-                futures = [pool.submit(_student_in_worker, ctx.cfg, plan, students, job) for job in todo]
+                futures = [pool.submit(_student_in_worker, ctx.cfg, run_plan(ctx), job) for job in todo]
                 for future in tqdm(as_completed(futures), total=len(futures), desc=f"students ({processes} processes)"):
                     future.result()
 
@@ -166,9 +167,9 @@ def train_students(ctx: Context, jobs: list[Job]) -> list[StudentResult]:
 
 def search(ctx: Context) -> dict[str, StudentResult]:
     """Every candidate the plan keeps, trained with `student.method` on seed 0."""
-    specs = student_plan(ctx).candidates
-    results = train_students(ctx, [(spec, ctx.cfg.student.method, 0) for spec in specs])
-    return dict(zip(specs, results, strict=True))
+    plan = student_plan(ctx)
+    results = train_students(ctx, [(spec, ctx.cfg.student.method, 0, plan.epochs) for spec in plan.candidates])
+    return dict(zip(plan.candidates, results, strict=True))
 
 
 def compared_methods(cfg: PipelineConfig) -> list[str]:
@@ -177,12 +178,26 @@ def compared_methods(cfg: PipelineConfig) -> list[str]:
     return [m for i, m in enumerate(methods) if m not in methods[:i] and m != CONTROL] + [CONTROL]
 
 
+def comparison_of(ctx: Context, spec: str) -> ComparisonPlan:
+    """The comparison's epochs and seeds for candidate `spec`, fitted to the time left from that candidate's
+    epoch time in the search (saved: a later invocation keeps them)."""
+    saved = saved_comparison(ctx.cfg, spec)
+    if saved is not None:
+        return saved
+    searched = search(ctx)[spec]
+    epoch_s = searched.seconds / student_plan(ctx).epochs
+    plan = comparison_plan(ctx.cfg, run_plan(ctx), epoch_s=epoch_s, elapsed_s=time.perf_counter() - ctx.started)
+    save_comparison(ctx.cfg, spec, plan)
+    return plan
+
+
 def compare(ctx: Context, spec: str, teacher_accuracy: float) -> dict[str, Any]:
     """Every method and the control on seeds 0..seeds-1 of one candidate; saved in `<run_dir>/comparison.json`."""
-    seeds, methods = student_plan(ctx).seeds, compared_methods(ctx.cfg)
-    trained = iter(train_students(ctx, [(spec, m, s) for m in methods for s in range(seeds)]))
-    runs = {m: [next(trained) for _ in range(seeds)] for m in methods}
-    cfg = student_config(ctx.cfg, spec, student_plan(ctx))
+    plan, methods = comparison_of(ctx, spec), compared_methods(ctx.cfg)
+    jobs = [(spec, m, s, plan.epochs) for m in methods for s in range(plan.seeds)]
+    trained = iter(train_students(ctx, jobs))
+    runs = {m: [next(trained) for _ in range(plan.seeds)] for m in methods}
+    cfg = student_config(ctx.cfg, spec, plan.epochs)
     summary = summarise(runs, candidate=spec, teacher_accuracy=teacher_accuracy, student=to_dict(cfg))
     (ctx.run_dir / "comparison.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -203,7 +218,7 @@ def tune(ctx: Context, spec: str, temperatures: list[float], weights: list[float
     for temperature in temperatures:
         for weight in weights:
             base = replace(ctx.cfg.student, temperature=temperature, kd_weight=weight)
-            cfg = student_config(replace(ctx.cfg, student=base), spec, student_plan(ctx))
+            cfg = student_config(replace(ctx.cfg, student=base), spec, student_plan(ctx).epochs)
             out = (
                 ctx.run_dir / "tuning" / f"{folder_name(spec)}-T{temperature:g}-w{weight:g}-{digest(to_dict(cfg))[:8]}"
             )

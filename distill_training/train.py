@@ -174,6 +174,7 @@ class StudentResult:
     weights: Path
     val_accuracy: float
     test_accuracy: float  # PyTorch, for the seed comparison; the served number is measured on the ONNX model
+    seconds: float  # its training took (the comparison's plan reads the search's)
 
 
 def train_student(
@@ -219,7 +220,9 @@ def trained_student(
     meta = read_meta(out_dir)
     if meta.get("key") != _student_key(cfg, method, seed, logits_key) or not (out_dir / WEIGHTS).is_file():
         return None
-    return StudentResult(method, seed, out_dir / WEIGHTS, meta["val_accuracy"], meta["test_accuracy"])
+    return StudentResult(
+        method, seed, out_dir / WEIGHTS, meta["val_accuracy"], meta["test_accuracy"], meta.get("seconds", 0.0)
+    )
 
 
 def _student_epoch(
@@ -246,6 +249,7 @@ def _fit_student(
     out_dir: Path,
     progress: bool,
 ) -> StudentResult:
+    start = time.perf_counter()
     torch.manual_seed(seed)  # same init and same batch order for every method
     model = set_memory_format(build_student(cfg, data), torch.channels_last)  # faster convolutions on CPU
     gen = torch.Generator().manual_seed(seed)
@@ -262,6 +266,8 @@ def _fit_student(
     test = accuracy(model, data.test_x, data.test_y)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(best, out_dir / WEIGHTS)
-    write_meta(out_dir, {"key": key, "val_accuracy": fit.best_val, "test_accuracy": test, "history": fit.history})
+    seconds = time.perf_counter() - start
+    meta = {"key": key, "val_accuracy": fit.best_val, "test_accuracy": test, "seconds": seconds}
+    write_meta(out_dir, meta | {"history": fit.history})
     save_config(cfg, out_dir / "config.yaml")
-    return StudentResult(method, seed, out_dir / WEIGHTS, fit.best_val, test)
+    return StudentResult(method, seed, out_dir / WEIGHTS, fit.best_val, test, seconds)

@@ -7,7 +7,15 @@ import dataclasses
 
 import pytest
 
-from distill_training.budget import Plan, Recipe, fit_plan, fit_students, slowed, student_seconds, teacher_seconds
+from distill_training.budget import (
+    Plan,
+    Recipe,
+    fit_comparison,
+    fit_plan,
+    fit_students,
+    student_seconds,
+    teacher_seconds,
+)
 from distill_training.speed import Speeds
 
 CANDIDATES = ("mlp:128-128", "cnn:16-32", "cnn:32-64", "mobilenet:32x1")
@@ -32,6 +40,7 @@ def speeds(factor: float = 1.0) -> Speeds:
         teacher_alone_threads=2,
         teacher_forward_s=[10.0 * factor] * 2,
         student_epoch_s={c: s * factor for c, s in zip(CANDIDATES, (1.0, 5.0, 11.0, 6.0), strict=True)},
+        pool_start_s=8.0,
         load_1min=1.0,
         seconds=5.0,
     )
@@ -101,7 +110,7 @@ def test_below_every_floor_the_plan_runs_the_floor_and_says_it_overruns() -> Non
 def test_the_cuts_say_what_was_cut_from_what() -> None:
     p = plan(700.0)
     said = "; ".join([*p.cuts, *p.students.cuts])
-    assert f"student epochs 40 -> {p.students.epochs}" in said
+    assert f"search epochs 40 -> {p.students.epochs}" in said
     if p.teacher_epochs < 12:
         assert f"teacher epochs 12 -> {p.teacher_epochs} per member" in said
 
@@ -113,7 +122,16 @@ def test_a_recipe_of_one_member_trains_it_on_every_core() -> None:
     assert teacher_seconds(speeds(), one, 2, 1, 12) == pytest.approx(12 * 35.0 + 4 * 10.0)
 
 
-def test_students_slowed_by_a_busy_machine_get_fewer_epochs() -> None:
-    fast = fit_students(speeds(), RECIPE, 2, 600.0)
-    busy = fit_students(slowed(speeds(), 2.0), RECIPE, 2, 600.0)
-    assert busy.epochs < fast.epochs
+def test_the_comparison_fits_the_time_left_from_the_epoch_time_the_search_measured() -> None:
+    roomy = fit_comparison(speeds(), 5.0, RECIPE, 2, 1e6)
+    assert (roomy.epochs, roomy.seeds, roomy.cuts) == (40, 3, ())
+    jobs = (RECIPE.methods + 1) * 3  # every method and the control, three seeds
+    per_epoch = 5.0 * jobs / 2
+    tight = fit_comparison(speeds(), 5.0, RECIPE, 2, 8.0 + 20 * per_epoch)
+    assert (tight.epochs, tight.seeds) == (20, 3) and tight.estimate_s <= 8.0 + 20 * per_epoch
+    busier = fit_comparison(speeds(), 10.0, RECIPE, 2, 8.0 + 20 * per_epoch)
+    assert busier.epochs == 10 and busier.seeds == 3  # twice as slow: half the epochs, still at the floor
+    tighter = fit_comparison(speeds(), 10.0, RECIPE, 2, 8.0 + 15 * per_epoch)
+    assert tighter.seeds == 2 and tighter.epochs >= 10 and "seeds 3 -> 2" in tighter.cuts
+    hopeless = fit_comparison(speeds(), 10.0, RECIPE, 2, 10.0)
+    assert (hopeless.epochs, hopeless.seeds) == (10, 1) and any("overruns" in c for c in hopeless.cuts)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,11 +10,17 @@ import torch
 from distill_training import logits_cache
 from distill_training.config import DataConfig, PipelineConfig, StudentConfig, TeacherConfig
 from distill_training.data import Dataset
-from distill_training.teachers import TorchTeacher, torch_teacher
+from distill_training.export import export_onnx
+from distill_training.teachers import OnnxTeacher
 from distill_training.train import build_teacher
 
 
-def setup(tmp_path: Path, methods: tuple[str, ...] = ("kd",)) -> tuple[PipelineConfig, Dataset, TorchTeacher]:
+def teacher_file(cfg: PipelineConfig, data: Dataset, path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    return export_onnx(build_teacher(cfg.teacher, data).eval(), data.image_shape, path, opset=18)
+
+
+def setup(tmp_path: Path, methods: tuple[str, ...] = ("kd",)) -> tuple[PipelineConfig, Dataset, OnnxTeacher]:
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(20, 1, 8, 8, generator=gen), torch.randint(0, 3, (20,), generator=gen)
     data = Dataset(x, y, x[:4], y[:4], x[:4], y[:4], [0.0], [1.0], ("a", "b", "c"), "f" * 64)
@@ -24,10 +29,7 @@ def setup(tmp_path: Path, methods: tuple[str, ...] = ("kd",)) -> tuple[PipelineC
         teacher=TeacherConfig(width=2, hidden=4),
         student=StudentConfig(method="kd", methods=methods, views=4),
     )
-    weights = tmp_path / "teacher.pt"
-    torch.manual_seed(0)
-    torch.save(build_teacher(cfg.teacher, data).state_dict(), weights)
-    return cfg, data, torch_teacher([cfg.teacher], data, [weights])
+    return cfg, data, OnnxTeacher(teacher_file(cfg, data, tmp_path / "teacher.onnx"))
 
 
 def test_logits_are_computed_once_per_view_then_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -53,7 +55,8 @@ def test_without_consistent_teaching_only_the_image_and_its_mirror_are_scored(tm
 
 def test_a_new_teacher_gets_new_logits(tmp_path: Path) -> None:
     cfg, data, teacher = setup(tmp_path)
-    key = logits_cache.cached_views(cfg, data, teacher, tmp_path / "cache").key
-    other = replace(teacher, key="another teacher's weights")
-    assert logits_cache.cached_views(cfg, data, other, tmp_path / "cache").key != key
+    first = logits_cache.cached_views(cfg, data, teacher, tmp_path / "cache")
+    other = OnnxTeacher(teacher_file(cfg, data, tmp_path / "other.onnx", seed=1))
+    second = logits_cache.cached_views(cfg, data, other, tmp_path / "cache")
+    assert second.key != first.key and not torch.allclose(second.logits, first.logits)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
