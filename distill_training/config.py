@@ -75,7 +75,9 @@ class StudentConfig:
     candidates: tuple[str, ...] = ("mlp:128-128", "cnn:16-32", "cnn:32-64", "mobilenet:32x1")
     architecture: str = "auto"  # auto: search every candidate; a name: only that architecture's candidates
     method: str = "kd"  # the method of the search and of the exported student
-    methods: tuple[str, ...] = ("kd", "dkd", "consistent")  # each compared with the control on the same seeds
+    # Each compared with the control on the same seeds. `consistent` too where the schedule can be long: at 15-19
+    # epochs here it scored no better than the control (docs/decisions.md, Training).
+    methods: tuple[str, ...] = ("kd", "dkd")
     seeds: int = 3  # the comparison trains seeds 0..seeds-1 of each method and of the control
     # The sizes of one student (a candidate sets those of its architecture).
     hidden: tuple[int, ...] = (128, 128)  # mlp: hidden layers
@@ -90,7 +92,7 @@ class StudentConfig:
     temperature: float = 2.0  # kd: temperature T; low temperatures suit a small student
     kd_weight: float = 0.5  # kd: weight of the soft term; 1 - kd_weight goes to cross-entropy
     dkd_alpha: float = 1.0  # dkd: weight of the target-class term
-    dkd_beta: float = 8.0  # dkd: weight of the non-target-class term
+    dkd_beta: float = 1.0  # dkd: weight of the non-target-class term (the paper's 8 is for 100 classes)
     dkd_temperature: float = 4.0
     consistent_temperature: float = 1.0  # consistent: function matching at this temperature, no labels
     # Teacher-scored views per training image: 0 the image, 1 its mirror (the views of kd, dkd and the control),
@@ -153,7 +155,12 @@ def profile_config(profile: str) -> PipelineConfig:
             data=DataConfig(val_size=1000, train_limit=8000),
             teacher=TeacherConfig(width=8, hidden=64, members=("conv", "conv"), epochs=3, min_epochs=1, dropout=0.1),
             student=StudentConfig(
-                candidates=("mlp:32", "cnn:8-16", "mobilenet:8x1"), seeds=2, epochs=4, min_epochs=1, views=3
+                candidates=("mlp:32", "cnn:8-16", "mobilenet:8x1"),
+                methods=("kd", "dkd", "consistent"),
+                seeds=2,
+                epochs=4,
+                min_epochs=1,
+                views=3,
             ),
             export=ExportConfig(validate_images=256, latency_runs=200),
             budget=BudgetConfig(time_budget_min=3.0, min_speedup=2.0, calibration_steps=3),

@@ -58,15 +58,18 @@ def _seconds_per_call(fn: Callable[[], object], calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def _train_step_s(model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype | None, calls: int) -> float:
+def _train_step_s(model: nn.Module, data: Dataset, batch_size: int, dtype: torch.dtype | None, calls: int) -> float:
+    """A training step as the loops take it: a random batch gathered from the whole training split (its cache
+    misses cost as much as a small net's compute), shifted and flipped, forward, backward, AdamW."""
     optimizer = torch.optim.AdamW(model.parameters())
     gen = torch.Generator().manual_seed(0)
     model.train()
 
     def step() -> None:
-        xb = augment(x, gen).contiguous(memory_format=torch.channels_last)
+        idx = torch.randint(0, len(data.train_x), (batch_size,), generator=gen)
+        xb = augment(data.train_x[idx], gen).contiguous(memory_format=torch.channels_last)
         with autocast(dtype):
-            loss = F.cross_entropy(model(xb), y)
+            loss = F.cross_entropy(model(xb), data.train_y[idx])
         optimizer.zero_grad(set_to_none=True)
         torch.autograd.backward(loss)
         optimizer.step()
@@ -84,13 +87,13 @@ def _forward_s(model: nn.Module, x: torch.Tensor, calls: int) -> float:
 def _teacher_speed(tc: TeacherConfig, data: Dataset, calls: int, threads: int) -> tuple[float, float]:
     """(seconds per training epoch on `threads` threads, seconds per PyTorch forward pass over the training
     images on every core) of one member; `planning` prices the logits with onnxruntime's throughput instead."""
-    x, y = data.train_x[: tc.batch_size], data.train_y[: tc.batch_size]
+    x = data.train_x[: tc.batch_size]
     model = set_memory_format(build_teacher(tc, data), torch.channels_last)
     forward = _forward_s(model, x, calls) / len(x)
     every_core = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        step = _train_step_s(model, x, y, autocast_dtype(tc.precision), calls)
+        step = _train_step_s(model, data, tc.batch_size, autocast_dtype(tc.precision), calls)
     finally:
         torch.set_num_threads(every_core)
     n = len(data.train_x)
@@ -102,9 +105,9 @@ def _student_speed(cfg: StudentConfig, data: Dataset, calls: int) -> float:
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        x, y = data.train_x[: cfg.batch_size], data.train_y[: cfg.batch_size]
+        x = data.train_x[: cfg.batch_size]
         model = set_memory_format(build_student(cfg, data), torch.channels_last)
-        step = _train_step_s(model, x, y, None, calls)
+        step = _train_step_s(model, data, cfg.batch_size, None, calls)
         forward = _forward_s(model, x, calls) / len(x)
     finally:
         torch.set_num_threads(threads)

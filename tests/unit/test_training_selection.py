@@ -25,7 +25,8 @@ def test_the_gap_closed_is_the_share_of_the_control_to_teacher_distance() -> Non
 
 
 def results(method: str, tests: list[float], vals: list[float]) -> list[StudentResult]:
-    return [StudentResult(method, s, Path("w.pt"), v, t) for s, (t, v) in enumerate(zip(tests, vals, strict=True))]
+    pairs = enumerate(zip(tests, vals, strict=True))
+    return [StudentResult(method, s, Path("w.pt"), v, t, 1.0) for s, (t, v) in pairs]
 
 
 def test_every_method_is_summarised_against_the_control_on_the_same_seeds() -> None:
