@@ -17,6 +17,11 @@ from dataclasses import dataclass
 
 from distill_training.speed import Speeds
 
+# Below these the run stops being the product: a search of one candidate exports whatever is cheapest to train
+# (an MLP, a point and a half below a CNN here), a comparison of one seed has no spread. A machine too busy
+# for them overruns the budget instead, and the report says so.
+MIN_CANDIDATES, MIN_SEEDS = 2, 2
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -51,6 +56,7 @@ class Plan:
     teacher_epochs: int
     teacher_threads: int  # for a member that trains alone (0: every core); members side by side share them
     teacher_s: float  # estimated: training and logits
+    teacher_train_s: float  # estimated: training alone
     students: StudentPlan
     cuts: tuple[str, ...]  # the teacher's; the students' are in `students.cuts`
 
@@ -58,7 +64,7 @@ class Plan:
 def full_plan(recipe: Recipe) -> Plan:
     """What a machine with time to spare gets: the recipe as configured."""
     students = StudentPlan(recipe.student_epochs, recipe.seeds, recipe.candidates, 0.0, ())
-    return Plan(recipe.members, recipe.teacher_epochs, 0, 0.0, students, ())
+    return Plan(recipe.members, recipe.teacher_epochs, 0, 0.0, 0.0, students, ())
 
 
 def _phase(jobs: list[float], cores: int) -> float:
@@ -122,13 +128,11 @@ def _cheapest(speeds: Speeds, keep: int) -> Callable[[tuple[str, ...]], tuple[st
 
 def fit_students(speeds: Speeds, recipe: Recipe, cores: int, available_s: float) -> StudentPlan:
     """The most student epochs (up to the recipe's) that fit; below `student_min_epochs`, cut in this order:
-    the slowest candidates down to 2, seeds down to 2, candidates down to 1, seeds down to 1; then run at the
-    floor and say that it overruns."""
+    the slowest candidates down to `MIN_CANDIDATES`, seeds down to `MIN_SEEDS`; then run at the floor and say
+    that it overruns."""
     steps: list[tuple[Callable[[tuple[str, ...]], tuple[str, ...]], int]] = [
-        (_cheapest(speeds, 2), recipe.seeds),
-        (_cheapest(speeds, 2), min(recipe.seeds, 2)),
-        (_cheapest(speeds, 1), min(recipe.seeds, 2)),
-        (_cheapest(speeds, 1), 1),
+        (_cheapest(speeds, MIN_CANDIDATES), recipe.seeds),
+        (_cheapest(speeds, MIN_CANDIDATES), min(recipe.seeds, MIN_SEEDS)),
     ]
     candidates, seeds = recipe.candidates, recipe.seeds
 
@@ -179,8 +183,9 @@ def fit_plan(
     teacher_available = max(available_s * teacher_share, available_s - full_students)
     members, epochs, cuts = fit_teacher(speeds, recipe, cores, teacher_available)
     teacher_s = teacher_seconds(speeds, recipe, cores, members, epochs)
+    training_s = teacher_s - recipe.views * sum(speeds.teacher_forward_s[:members])
     students = fit_students(speeds, recipe, cores, available_s - teacher_s)
-    return Plan(members, epochs, speeds.teacher_alone_threads, teacher_s, students, cuts)
+    return Plan(members, epochs, speeds.teacher_alone_threads, teacher_s, training_s, students, cuts)
 
 
 @dataclass(frozen=True)
@@ -193,9 +198,9 @@ class ComparisonPlan:
 
 def fit_comparison(speeds: Speeds, epoch_s: float, recipe: Recipe, cores: int, available_s: float) -> ComparisonPlan:
     """Every method and the control on the chosen candidate, whose epochs take `epoch_s` (as measured in the
-    search): the most epochs up to the recipe's; below `student_min_epochs`, seeds down to 2, then 1; then the
-    floor, said to overrun."""
-    for seeds in sorted({recipe.seeds, min(recipe.seeds, 2), 1}, reverse=True):
+    search): the most epochs up to the recipe's; below `student_min_epochs`, seeds down to `MIN_SEEDS`; then
+    the floor, said to overrun."""
+    for seeds in sorted({recipe.seeds, min(recipe.seeds, MIN_SEEDS)}, reverse=True):
         per_epoch = _phase([epoch_s] * ((recipe.methods + 1) * seeds), cores)
         epochs = min(recipe.student_epochs, math.floor((available_s - speeds.pool_start_s) / per_epoch))
         if epochs >= recipe.student_min_epochs:

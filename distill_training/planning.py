@@ -37,6 +37,7 @@ from modelrepo.host import available_cores
 PLAN = "plan.json"
 TEACHER = "teacher"  # the served teacher's key in `RunPlan.latency_us`
 LATENCY_RUNS = 200  # per net, for the estimate before training
+TEACHER_SLACK = 0.1  # how far the teacher may run past its estimate before it is shortened
 EXPORT_S = 2.5  # publishing one model: the dynamo export, validation and test accuracy (2-4 s on 2 cores)
 
 
@@ -140,6 +141,14 @@ def check_latency_budget(cfg: PipelineConfig, run_plan: RunPlan) -> None:
     limit, rule = latency_limit(cfg.budget.latency_budget_us, cfg.budget.min_speedup, teacher)
     scored = [Scored(spec, 0.0, us) for spec, us in run_plan.latency_us.items() if spec != TEACHER]
     within_budget(scored, limit, rule)
+
+
+def teacher_deadline(run_plan: RunPlan) -> float | None:
+    """When (`time.time()`) the teacher's training must end, from now: its estimate with `TEACHER_SLACK` to
+    spare; None without a time budget."""
+    if run_plan.speeds is None:
+        return None
+    return time.time() + run_plan.plan.teacher_train_s * (1 + TEACHER_SLACK)
 
 
 def left_s(run_plan: RunPlan, elapsed_s: float) -> float:

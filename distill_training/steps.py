@@ -35,6 +35,7 @@ from distill_training.planning import (
     saved_comparison,
     saved_students,
     student_config,
+    teacher_deadline,
     teacher_members,
 )
 from distill_training.publishing import publish_teacher
@@ -55,10 +56,12 @@ def run_plan(ctx: Context) -> RunPlan:
     return ctx.run_plan
 
 
-def _teacher_in_worker(tc: TeacherConfig, data_cfg: DataConfig, out_dir: Path, threads: int) -> None:
+def _teacher_in_worker(
+    tc: TeacherConfig, data_cfg: DataConfig, out_dir: Path, threads: int, deadline: float | None
+) -> None:
     """One member in a worker process on its share of the cores (it loads its own data)."""
     torch.set_num_threads(threads)
-    train_teacher(tc, data_cfg, load_dataset(data_cfg), out_dir, progress=False)
+    train_teacher(tc, data_cfg, load_dataset(data_cfg), out_dir, progress=False, deadline=deadline)
 
 
 def teacher_weights(ctx: Context) -> list[Path]:
@@ -72,16 +75,17 @@ def teacher_weights(ctx: Context) -> list[Path]:
     processes = min(len(todo), available_cores())
 
     def train() -> list[Path]:
+        deadline = teacher_deadline(run_plan(ctx))
         if processes > 1:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
                 threads = max(1, available_cores() // processes)
-                jobs = [pool.submit(_teacher_in_worker, tc, ctx.cfg.data, d, threads) for tc, d in todo]
+                jobs = [pool.submit(_teacher_in_worker, tc, ctx.cfg.data, d, threads, deadline) for tc, d in todo]
                 for job in as_completed(jobs):
                     job.result()
         every_core = torch.get_num_threads()
         torch.set_num_threads(plan.teacher_threads or every_core)  # a lone member: as the plan measured best
         try:
-            return [train_teacher(tc, ctx.cfg.data, ctx.data, d) for tc, d in pairs]
+            return [train_teacher(tc, ctx.cfg.data, ctx.data, d, deadline=deadline) for tc, d in pairs]
         finally:
             torch.set_num_threads(every_core)
 

@@ -78,9 +78,16 @@ def trained_teacher(tc: TeacherConfig, data_cfg: DataConfig, data: Dataset, out_
 
 
 def train_teacher(
-    tc: TeacherConfig, data_cfg: DataConfig, data: Dataset, out_dir: Path, *, progress: bool = True
+    tc: TeacherConfig,
+    data_cfg: DataConfig,
+    data: Dataset,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    deadline: float | None = None,
 ) -> Path:
-    """Train (or resume) one teacher; returns the path of its final weights. Checkpoints every epoch."""
+    """Train (or resume) one teacher; returns the path of its final weights. Checkpoints every epoch. With a
+    `deadline` (wall-clock `time.time()`), a run that falls behind it is shortened (`_keep_to`)."""
     done = trained_teacher(tc, data_cfg, data, out_dir)
     if done is not None:
         return done
@@ -101,22 +108,26 @@ def train_teacher(
         f"{'bf16 autocast' if dtype else 'fp32'}, channels_last={tc.channels_last}, {len(data.train_x):,} images, "
         f"epochs {fit.epochs_done + 1}-{tc.epochs}"
     )
-    start = time.perf_counter()
-    for epoch in range(fit.epochs_done, tc.epochs):
+    start, first = time.perf_counter(), fit.epochs_done
+    while fit.epochs_done < fit.epochs:
+        epoch = fit.epochs_done
         torch.manual_seed(tc.seed * 1000 + epoch)  # dropout; resuming repeats the same epoch
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
         bar = tqdm(
             list(batches(len(data.train_x), tc.batch_size, gen)),
-            desc=f"{name}, epoch {epoch + 1}/{tc.epochs}",
+            desc=f"{name}, epoch {epoch + 1}/{fit.epochs}",
             disable=not progress,
         )
         loss = _teacher_epoch(fit, tc, data, bar, gen, dtype, memory)
         val = accuracy(model, data.val_x, data.val_y)
         fit.end_epoch(val, loss=loss)
-        tqdm.write(f"{name}, epoch {epoch + 1}/{tc.epochs}: val accuracy {val:.4f} (best {fit.best_val:.4f})")
+        tqdm.write(f"{name}, epoch {epoch + 1}/{fit.epochs}: val accuracy {val:.4f} (best {fit.best_val:.4f})")
+        if deadline is not None:
+            _keep_to(fit, deadline, (time.perf_counter() - start) / (fit.epochs_done - first), tc, name)
         _save_checkpoint(out_dir / CHECKPOINT, {**fit.state_dict(), "key": key})
     torch.save(fit.best_weights(), out_dir / WEIGHTS)
-    write_meta(out_dir, {"key": key, "val_accuracy": fit.best_val, "history": fit.history})
+    meta = {"key": key, "val_accuracy": fit.best_val, "epochs": fit.epochs, "planned_epochs": tc.epochs}
+    write_meta(out_dir, meta | {"history": fit.history})
     print(
         f"{name}: best val accuracy {fit.best_val:.4f}, trained in {time.perf_counter() - start:.0f} s "
         f"-> {out_dir / WEIGHTS}"
@@ -143,6 +154,16 @@ def _teacher_epoch(
         fit.step(loss)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return float(loss.item())
+
+
+def _keep_to(fit: Fit, deadline: float, epoch_s: float, tc: TeacherConfig, name: str) -> None:
+    """Shorten the run to the epochs that still end by `deadline` at the pace measured so far (never below
+    `min_epochs`): a machine that turned busy gets a shorter teacher, not an overrun budget."""
+    fits = fit.epochs_done + math.floor((deadline - time.time()) / epoch_s)
+    target = max(tc.min_epochs, fits)
+    if target < fit.epochs:
+        fit.shorten(target)
+        tqdm.write(f"{name}: behind the time budget at {epoch_s:.0f} s per epoch; {fit.epochs} epochs, not {tc.epochs}")
 
 
 def _resume(path: Path, key: str, fit: Fit) -> None:

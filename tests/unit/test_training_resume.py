@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 from distill_training import train
 from distill_training.config import DataConfig, PipelineConfig, TeacherConfig
 from distill_training.data import Dataset
+from distill_training.staleness import read_meta
 
 
 def tiny_setup() -> tuple[PipelineConfig, Dataset]:
@@ -49,3 +52,17 @@ def test_finished_teacher_is_not_retrained(tmp_path: Path) -> None:
     path = train.train_teacher(cfg.teacher, cfg.data, data, tmp_path)
     mtime = path.stat().st_mtime_ns
     assert train.train_teacher(cfg.teacher, cfg.data, data, tmp_path) == path and path.stat().st_mtime_ns == mtime
+
+
+def test_a_teacher_behind_its_deadline_is_shortened_to_its_floor(tmp_path: Path) -> None:
+    cfg, data = tiny_setup()
+    teacher = replace(cfg.teacher, epochs=4, min_epochs=2)
+    path = train.train_teacher(teacher, cfg.data, data, tmp_path, deadline=time.time())  # already late
+    meta = read_meta(path.parent)
+    assert (meta["epochs"], meta["planned_epochs"], len(meta["history"])) == (2, 4, 2)
+
+
+def test_a_teacher_with_time_to_spare_trains_every_planned_epoch(tmp_path: Path) -> None:
+    cfg, data = tiny_setup()
+    path = train.train_teacher(cfg.teacher, cfg.data, data, tmp_path, deadline=time.time() + 3600)
+    assert len(read_meta(path.parent)["history"]) == cfg.teacher.epochs
