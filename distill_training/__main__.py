@@ -1,4 +1,5 @@
-"""`python -m distill_training <step>`: teacher, logits, student, search, compare, tune, export, report, pipeline.
+"""`python -m distill_training <step>`: plan, teacher, logits, student, search, compare, tune, export, report,
+pipeline.
 
 Every step first brings its inputs up to date (skipping what is already built), so each runs on its own.
 """
@@ -21,6 +22,21 @@ from distill_training.planning import RunPlan
 from distill_training.staleness import read_meta
 
 Step = Callable[[Context, argparse.Namespace], None]
+
+
+def _plan(ctx: Context, args: argparse.Namespace) -> None:
+    run_plan = steps.run_plan(ctx)
+    if run_plan.speeds is not None:
+        speeds = run_plan.speeds
+        print(
+            f"measured (1-minute load average {speeds.load_1min:.1f}): teacher epoch "
+            + ", ".join(f"{s:.0f} s" for s in speeds.teacher_epoch_s)
+            + f" side by side, {speeds.teacher_alone_s:.0f} s alone on {speeds.teacher_alone_threads} thread(s); "
+            + "student epoch "
+            + ", ".join(f"{spec} {s:.1f} s" for spec, s in speeds.student_epoch_s.items())
+        )
+    print("batch-1 latency before training: " + ", ".join(f"{k} {v:.1f} µs" for k, v in run_plan.latency_us.items()))
+    print(f"-> {ctx.run_dir / 'plan.json'}")
 
 
 def _teacher(ctx: Context, args: argparse.Namespace) -> None:
@@ -158,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(fn=fn)
         return p
 
+    add("plan", _plan, "measure this machine, fit the recipe to the time budget, check the latency budget; print it")
     add("teacher", _teacher, "train the teacher's members (checkpoint every epoch; resumes when interrupted)")
     add("logits", _logits, "cache the teacher's logits on the students' views")
     p = add("student", _student, "train one student")

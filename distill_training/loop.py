@@ -34,8 +34,8 @@ class OneCycle:
     """The one-cycle policy of Smith and Topin ("Super-Convergence", 2018), as torch's OneCycleLR draws it (30% of
     the steps warming up from peak/25 to the peak, then a cosine down to peak/25e4; Adam's beta1 the other way,
     0.95 -> 0.85 -> 0.95), driven by the fraction of the run done instead of a step count, so that the run can be
-    shortened mid-way (`retarget`): the rest of the curve is then drawn over the steps that are left, with no
-    jump in the learning rate."""
+    shortened (or lengthened) mid-way (`retarget`): the rest of the curve is then drawn over the steps that are
+    left, with no jump in the learning rate."""
 
     WARMUP, DIV, FINAL_DIV, BETAS = 0.3, 25.0, 1e4, (0.85, 0.95)
 
@@ -66,7 +66,7 @@ class OneCycle:
         self._apply()
 
     def retarget(self, steps_left: int) -> None:
-        """Draw the rest of the curve over `steps_left` steps (fewer: the run was cut short)."""
+        """Draw the rest of the curve over `steps_left` steps."""
         self.steps_left = max(1, steps_left)
 
     def state_dict(self) -> dict[str, float]:
@@ -82,7 +82,8 @@ class Fit:
     history, and a copy of the weights of the best epoch on validation (the first one on a tie).
 
     `state_dict` holds all of it, so a run saved after any epoch resumes to the weights an uninterrupted run
-    ends with. `shorten` cuts the run to fewer epochs, the schedule finishing its curve over what is left."""
+    ends with. `replan` changes the number of epochs mid-run, the schedule finishing its curve over what is
+    left."""
 
     def __init__(self, model: nn.Module, *, lr: float, weight_decay: float, epochs: int, steps_per_epoch: int) -> None:
         self.model, self.epochs, self.steps_per_epoch = model, epochs, steps_per_epoch
@@ -103,8 +104,8 @@ class Fit:
         self.optimizer.step()
         self.schedule.step()
 
-    def shorten(self, epochs: int) -> None:
-        """End the run after `epochs` epochs (at least one more than done) instead of the planned number."""
+    def replan(self, epochs: int) -> None:
+        """End the run after `epochs` epochs (at least one more than done) instead of the number planned."""
         self.epochs = max(epochs, self.epochs_done + 1)
         self.schedule.retarget((self.epochs - self.epochs_done) * self.steps_per_epoch)
 

@@ -87,7 +87,7 @@ def train_teacher(
     deadline: float | None = None,
 ) -> Path:
     """Train (or resume) one teacher; returns the path of its final weights. Checkpoints every epoch. With a
-    `deadline` (wall-clock `time.time()`), a run that falls behind it is shortened (`_keep_to`)."""
+    `deadline` (wall-clock `time.time()`), the run is fitted to it after every epoch (`_keep_to`)."""
     done = trained_teacher(tc, data_cfg, data, out_dir)
     if done is not None:
         return done
@@ -157,13 +157,14 @@ def _teacher_epoch(
 
 
 def _keep_to(fit: Fit, deadline: float, epoch_s: float, tc: TeacherConfig, name: str) -> None:
-    """Shorten the run to the epochs that still end by `deadline` at the pace measured so far (never below
-    `min_epochs`): a machine that turned busy gets a shorter teacher, not an overrun budget."""
+    """Fit the run to the epochs that still end by `deadline` at the pace measured so far, between `min_epochs`
+    and the planned `epochs`: a machine that turned busy gets a shorter teacher, not an overrun budget, and gets
+    the epochs back if it speeds up again."""
     fits = fit.epochs_done + math.floor((deadline - time.time()) / epoch_s)
-    target = max(tc.min_epochs, fits)
-    if target < fit.epochs:
-        fit.shorten(target)
-        tqdm.write(f"{name}: behind the time budget at {epoch_s:.0f} s per epoch; {fit.epochs} epochs, not {tc.epochs}")
+    target = min(tc.epochs, max(tc.min_epochs, fits))
+    if target != fit.epochs and target > fit.epochs_done:
+        fit.replan(target)
+        tqdm.write(f"{name}: {epoch_s:.0f} s per epoch against the time budget; {fit.epochs} of {tc.epochs} epochs")
 
 
 def _resume(path: Path, key: str, fit: Fit) -> None:

@@ -53,17 +53,55 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     common = {"source_sha256": "0" * 64, "config": {}}
     members = []
     for i, architecture in enumerate(TEACHERS):
-        pub = publish(teacher_net(architecture, i), data, EXPORT, repo=repo, name=f"teacher-{architecture}",
-                      role="teacher", method=TEACHER_METHOD, architecture=architecture, teacher=None, **common)
+        pub = publish(
+            teacher_net(architecture, i),
+            data,
+            EXPORT,
+            repo=repo,
+            name=f"teacher-{architecture}",
+            role="teacher",
+            method=TEACHER_METHOD,
+            architecture=architecture,
+            teacher=None,
+            **common,
+        )
         r = pub.record
-        members.append(EnsembleMember(name=pub.card.name, architecture=architecture, parameters=r.parameters,
-                                      test_accuracy=r.test_accuracy, sha256=r.sha256))
+        members.append(
+            EnsembleMember(
+                name=pub.card.name,
+                architecture=architecture,
+                parameters=r.parameters,
+                test_accuracy=r.test_accuracy,
+                sha256=r.sha256,
+            )
+        )
     ensemble = Ensemble([teacher_net(a, i) for i, a in enumerate(TEACHERS)]).eval()
-    publish(ensemble, data, EXPORT, repo=repo, name="teacher-ensemble", role="teacher", method=TEACHER_METHOD,
-            architecture=ENSEMBLE, teacher=None, ensemble=EnsembleCard(members=members), **common)
+    publish(
+        ensemble,
+        data,
+        EXPORT,
+        repo=repo,
+        name="teacher-ensemble",
+        role="teacher",
+        method=TEACHER_METHOD,
+        architecture=ENSEMBLE,
+        teacher=None,
+        ensemble=EnsembleCard(members=members),
+        **common,
+    )
     for architecture in STUDENTS:
-        publish(student_net(architecture), data, EXPORT, repo=repo, name=f"student-{architecture}", role="student",
-                method="kd", architecture=architecture, teacher="teacher-ensemble", **common)
+        publish(
+            student_net(architecture),
+            data,
+            EXPORT,
+            repo=repo,
+            name=f"student-{architecture}",
+            role="student",
+            method="kd",
+            architecture=architecture,
+            teacher="teacher-ensemble",
+            **common,
+        )
     return repo
 
 

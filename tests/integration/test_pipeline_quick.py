@@ -129,7 +129,10 @@ def test_the_report_says_what_the_time_budget_measured_and_cut(built: Path) -> N
 
 
 def test_second_run_is_up_to_date(built: Path) -> None:
-    weights = [*sorted((built / "run/teachers").glob("*/model.pt")), *sorted((built / "run/students").glob("*/model.pt"))]
+    weights = [
+        *sorted((built / "run/teachers").glob("*/model.pt")),
+        *sorted((built / "run/students").glob("*/model.pt")),
+    ]
     served = [model_path(built / "models", name, 1) for name in ("fmnist-teacher", "fmnist-student")]
     before = {p: p.stat().st_mtime_ns for p in [*weights, *served]}
     proc = run_pipeline(built)

@@ -73,7 +73,7 @@ def test_a_shortened_run_finishes_its_curve_over_the_steps_left_without_a_jump()
     before = learning_rates(fit, 40)
     for _ in range(4):
         fit.end_epoch(0.5)
-    fit.shorten(6)  # two epochs left instead of six
+    fit.replan(6)  # two epochs left instead of six
     after = learning_rates(fit, 20)
     assert fit.epochs == 6
     assert abs(after[0] - before[-1]) < 0.05 * 0.1  # no jump
@@ -81,10 +81,10 @@ def test_a_shortened_run_finishes_its_curve_over_the_steps_left_without_a_jump()
     assert all(b >= a for a, b in zip(after[1:], after, strict=False))  # annealing down all the way
 
 
-def test_a_run_is_never_shortened_below_one_more_epoch() -> None:
+def test_a_run_is_never_replanned_below_one_more_epoch() -> None:
     fit = fit_of()
     fit.end_epoch(0.5)
-    fit.shorten(0)
+    fit.replan(0)
     assert fit.epochs == 2 and fit.schedule.steps_left == 2
 
 

@@ -32,7 +32,9 @@ def teacher(architecture: str, seed: int = 0) -> nn.Module:
 
 def student(architecture: str) -> nn.Module:
     torch.manual_seed(0)
-    return build_student(StudentConfig(architecture=architecture, hidden=(4,), channels=(2, 4), width=2), tiny_dataset(28))
+    return build_student(
+        StudentConfig(architecture=architecture, hidden=(4,), channels=(2, 4), width=2), tiny_dataset(28)
+    )
 
 
 @pytest.mark.parametrize("architecture", TEACHERS)
@@ -67,7 +69,9 @@ def test_the_ensemble_is_the_average_of_its_members_in_pytorch_and_in_onnx(tmp_p
         torch.testing.assert_close(ensemble(IMAGES), expected)
     assert count_parameters(ensemble) == sum(count_parameters(m) for m in members)
     opset = ExportConfig().opset
-    ensemble_out = onnx_logits(session(export_onnx(ensemble, (1, 28, 28), tmp_path / "e.onnx", opset=opset)), IMAGES.numpy())
+    ensemble_out = onnx_logits(
+        session(export_onnx(ensemble, (1, 28, 28), tmp_path / "e.onnx", opset=opset)), IMAGES.numpy()
+    )
     member_outs = [
         onnx_logits(session(export_onnx(m, (1, 28, 28), tmp_path / f"m{i}.onnx", opset=opset)), IMAGES.numpy())
         for i, m in enumerate(members)

@@ -66,3 +66,16 @@ def test_a_teacher_with_time_to_spare_trains_every_planned_epoch(tmp_path: Path)
     cfg, data = tiny_setup()
     path = train.train_teacher(cfg.teacher, cfg.data, data, tmp_path, deadline=time.time() + 3600)
     assert len(read_meta(path.parent)["history"]) == cfg.teacher.epochs
+
+
+def test_the_teacher_is_fitted_to_its_deadline_after_every_epoch_both_ways() -> None:
+    cfg, _ = tiny_setup()
+    teacher = replace(cfg.teacher, epochs=10, min_epochs=3)
+    fit = train.Fit(torch.nn.Linear(2, 2), lr=0.1, weight_decay=0.0, epochs=10, steps_per_epoch=4)
+    fit.end_epoch(0.5)
+    train._keep_to(fit, time.time() + 4.5, 1.0, teacher, "t")  # four more epochs fit
+    assert fit.epochs == 5
+    train._keep_to(fit, time.time() - 10, 1.0, teacher, "t")  # late: never below the floor
+    assert fit.epochs == 3
+    train._keep_to(fit, time.time() + 100, 1.0, teacher, "t")  # faster again: back to the plan, not past it
+    assert fit.epochs == 10

@@ -48,7 +48,7 @@ def test_student_architecture_narrows_the_search_to_its_candidates() -> None:
     assert candidate_specs(cfg) == ["mlp:64", "cnn:8-16", "cnn:16-32"]
     assert candidate_specs(replace(cfg, architecture="cnn")) == ["cnn:8-16", "cnn:16-32"]
     assert candidate_specs(replace(cfg, architecture="mobilenet")) == ["mobilenet"]  # at the configured sizes
-    with pytest.raises(ConfigError, match="unknown student.architecture 'vit'"):
+    with pytest.raises(ConfigError, match=r"unknown student\.architecture 'vit'"):
         candidate_specs(replace(cfg, architecture="vit"))
 
 
