@@ -47,12 +47,28 @@ class Built:
     frontier: list[Entry]
 
 
-def _exported_seed(ctx: Context, comparison: dict[str, Any], method: str) -> tuple[StudentResult, dict[str, Any]]:
-    spec, stats = comparison["candidate"], comparison["methods"][method]
+@dataclass(frozen=True)
+class Selected:
+    result: StudentResult
+    epochs: int
+    record: dict[str, Any]  # what the card records of the choice
+
+
+def _best_on_validation(
+    ctx: Context, comparison: dict[str, Any], method: str, search_run: tuple[StudentResult, int] | None = None
+) -> Selected:
+    """Of the comparison's seeds of `method`, and of the search's run of the same candidate (`search_run`, with
+    its epochs: its schedule may be longer), the most accurate on validation; the comparison's on a tie."""
+    spec, stats, epochs = comparison["candidate"], comparison["methods"][method], comparison["student"]["epochs"]
     seed = stats["exported_seed"]
-    rule = f"best validation of seeds 0-{comparison['seeds'] - 1} of candidate {spec}"
-    selected = {"seed": seed, "val_accuracy": stats["val_accuracy"][seed], "rule": rule}
-    return student(ctx, (spec, method, seed, comparison["student"]["epochs"])), selected
+    options = [(student(ctx, (spec, method, seed, epochs)), epochs)]
+    rule = f"best validation of seeds 0-{comparison['seeds'] - 1} of candidate {spec} ({epochs} epochs)"
+    if search_run is not None and search_run[1] != epochs:
+        options.append(search_run)
+        rule += f" and of its search run ({search_run[1]} epochs)"
+    result, chosen_epochs = max(options, key=lambda option: option[0].val_accuracy)
+    record = {"seed": result.seed, "epochs": chosen_epochs, "val_accuracy": result.val_accuracy, "rule": rule}
+    return Selected(result, chosen_epochs, record)
 
 
 def build(ctx: Context, repo: Path) -> Built:
@@ -68,21 +84,27 @@ def build(ctx: Context, repo: Path) -> Built:
     teacher_us = latency[published_teachers.served.card.name].p50_us
     choice = choose_candidate(ctx, searched, latency, teacher_us)
     comparison = compare(ctx, choice.spec, published_teachers.served.record.test_accuracy)
-    result, selected = _exported_seed(ctx, comparison, cfg.student.method)
-    selected |= {"latency_budget": choice.rule, "latency_limit_us": choice.limit_us}
-    chosen = student_config(cfg, choice.spec, comparison["student"]["epochs"])
+    search_epochs = student_plan(ctx).epochs
+    best = _best_on_validation(ctx, comparison, cfg.student.method, (searched[choice.spec], search_epochs))
+    selected = best.record | {"latency_budget": choice.rule, "latency_limit_us": choice.limit_us}
     exported = publish_student(
-        ctx, result, chosen, choice.spec, repo=exported_dir(ctx), name=cfg.student.name, selected=selected
+        ctx,
+        best.result,
+        student_config(cfg, choice.spec, best.epochs),
+        choice.spec,
+        repo=exported_dir(ctx),
+        name=cfg.student.name,
+        selected=selected,
     )
-    control_result, control_selected = _exported_seed(ctx, comparison, CONTROL)
+    best_control = _best_on_validation(ctx, comparison, CONTROL)
     control = publish_student(
         ctx,
-        control_result,
-        chosen,
+        best_control.result,
+        student_config(cfg, choice.spec, best_control.epochs),
         choice.spec,
         repo=exported_dir(ctx),
         name=cfg.student.control_name,
-        selected=control_selected,
+        selected=best_control.record,
     )
     served = Teachers(install(published_teachers.served, repo), published_teachers.members)
     student_pub = install(exported, repo)

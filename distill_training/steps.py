@@ -188,8 +188,12 @@ def comparison_of(ctx: Context, spec: str) -> ComparisonPlan:
     saved = saved_comparison(ctx.cfg, spec)
     if saved is not None:
         return saved
-    searched = search(ctx)[spec]
-    epoch_s = searched.seconds / student_plan(ctx).epochs
+    epochs, speeds = student_plan(ctx).epochs, run_plan(ctx).speeds
+    searched = student(ctx, (spec, ctx.cfg.student.method, 0, epochs))  # trained by the search, or now
+    # Alone, as measured before any training, unless the search ran slower (a busier machine); the search's run
+    # may have shared the cores for part of its time, so it is taken as alone-or-slower.
+    calibrated = speeds.student_epoch_s.get(spec, 0.0) if speeds is not None else 0.0
+    epoch_s = max(searched.seconds / epochs, calibrated)
     plan = comparison_plan(ctx.cfg, run_plan(ctx), epoch_s=epoch_s, elapsed_s=time.perf_counter() - ctx.started)
     save_comparison(ctx.cfg, spec, plan)
     return plan

@@ -140,12 +140,13 @@ def test_second_run_is_up_to_date(built: Path) -> None:
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
-def test_the_exported_student_is_the_best_seed_on_validation(built: Path) -> None:
+def test_the_exported_student_is_the_most_accurate_kd_student_on_validation(built: Path) -> None:
     comparison = json.loads((built / "run" / "comparison.json").read_text())
     selected = read_card(built / "models/fmnist-student/config.json").versions[1].config["training"]["selected"]
     val = comparison["methods"]["kd"]["val_accuracy"]
-    assert selected["seed"] == comparison["methods"]["kd"]["exported_seed"] == val.index(max(val))
-    assert selected["val_accuracy"] == max(val)
+    assert selected["val_accuracy"] >= max(val)
+    if selected["epochs"] == comparison["student"]["epochs"]:  # one of the comparison's seeds, not the search run
+        assert selected["seed"] == comparison["methods"]["kd"]["exported_seed"] == val.index(max(val))
 
 
 def test_a_budget_only_the_smallest_candidate_meets_exports_it(built: Path, tmp_path: Path) -> None:

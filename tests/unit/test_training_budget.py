@@ -8,11 +8,13 @@ import dataclasses
 import pytest
 
 from distill_training.budget import (
+    SIDE_BY_SIDE,
     Plan,
     Recipe,
     fit_comparison,
     fit_plan,
     fit_students,
+    phase_seconds,
     student_seconds,
     teacher_seconds,
 )
@@ -115,6 +117,13 @@ def test_the_cuts_say_what_was_cut_from_what() -> None:
         assert f"teacher epochs 12 -> {p.teacher_epochs} per member" in said
 
 
+def test_jobs_side_by_side_take_the_longest_core_and_are_slowed_by_sharing_it() -> None:
+    assert phase_seconds([], 2) == 0.0
+    assert phase_seconds([10.0], 2) == 10.0  # alone: not slowed
+    assert phase_seconds([10.0] * 9, 2) == pytest.approx(5 * 10.0 * SIDE_BY_SIDE)  # the ninth runs last
+    assert phase_seconds([30.0, 10.0, 10.0, 10.0], 2) == pytest.approx(30.0 * SIDE_BY_SIDE)
+
+
 def test_a_recipe_of_one_member_trains_it_on_every_core() -> None:
     one = dataclasses.replace(RECIPE, members=1)
     p = plan(1e6, recipe=one)
@@ -125,8 +134,7 @@ def test_a_recipe_of_one_member_trains_it_on_every_core() -> None:
 def test_the_comparison_fits_the_time_left_from_the_epoch_time_the_search_measured() -> None:
     roomy = fit_comparison(speeds(), 5.0, RECIPE, 2, 1e6)
     assert (roomy.epochs, roomy.seeds, roomy.cuts) == (40, 3, ())
-    jobs = (RECIPE.methods + 1) * 3  # every method and the control, three seeds
-    per_epoch = 5.0 * jobs / 2
+    per_epoch = phase_seconds([5.0] * (RECIPE.methods + 1) * 3, 2)  # every method and the control, three seeds
     tight = fit_comparison(speeds(), 5.0, RECIPE, 2, 8.0 + 20 * per_epoch)
     assert (tight.epochs, tight.seeds) == (20, 3) and tight.estimate_s <= 8.0 + 20 * per_epoch
     busier = fit_comparison(speeds(), 10.0, RECIPE, 2, 8.0 + 20 * per_epoch)
