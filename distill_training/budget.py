@@ -3,7 +3,8 @@ student epochs, seeds and candidates fit in `budget.time_budget_min`, and what w
 
 The configured recipe is the most any machine gets; a slower machine gets less, cut in a fixed order, never
 below each `min_epochs`. Faster machines therefore get more epochs, up to the recipe. The teacher's share is
-fitted first (members are kept while each still gets `teacher.min_epochs`); the students get the rest. Each
+fitted first (epochs before members: a second member only once each gets the recipe's epochs); the students
+get the rest. Each
 later phase is fitted again from the time actually left when it starts: the search once the teacher is done
 (`fit_students`), the comparison once the search is done, from the chosen candidate's epoch time as measured
 in the search (`fit_comparison`). A machine that turned busy shortens what is left instead of overrunning.
@@ -102,25 +103,24 @@ def student_seconds(
 
 
 def fit_teacher(speeds: Speeds, recipe: Recipe, cores: int, available_s: float) -> tuple[int, int, tuple[str, ...]]:
-    """(members, epochs each, cuts): the most members that each still get `teacher_min_epochs`, then the most
-    epochs up to the recipe's; where none fits, the cheapest number of members at the floor."""
+    """(members, epochs each, cuts): epochs before members. The most members that each still get the recipe's
+    epochs; where not even one does, one member with the most epochs that fit, never below
+    `teacher_min_epochs` (one teacher of 12 epochs measured 93.3%, two of 6 averaged 92.7%)."""
 
     def fits(members: int) -> int:
         fixed = teacher_seconds(speeds, recipe, cores, members, 0)  # the logits, starting the workers
         per_epoch = teacher_seconds(speeds, recipe, cores, members, 1) - fixed
         return math.floor((available_s - fixed) / per_epoch)
 
-    counts = range(recipe.members, 0, -1)
-    fitting = [m for m in counts if fits(m) >= recipe.teacher_min_epochs]
-    floor_cost = {m: teacher_seconds(speeds, recipe, cores, m, recipe.teacher_min_epochs) for m in counts}
-    members = fitting[0] if fitting else min(counts, key=lambda m: floor_cost[m])
+    full = [m for m in range(recipe.members, 0, -1) if fits(m) >= recipe.teacher_epochs]
+    members = full[0] if full else 1
     epochs = max(recipe.teacher_min_epochs, min(recipe.teacher_epochs, fits(members)))
     cuts = []
     if members < recipe.members:
         cuts.append(f"teacher members {recipe.members} -> {members}")
     if epochs < recipe.teacher_epochs:
-        cuts.append(f"teacher epochs {recipe.teacher_epochs} -> {epochs} per member")
-    if not fitting:
+        cuts.append(f"teacher epochs {recipe.teacher_epochs} -> {epochs}")
+    if fits(members) < recipe.teacher_min_epochs:
         cuts.append(f"the teacher's floor ({epochs} epochs) overruns its share of the budget")
     return members, epochs, tuple(cuts)
 

@@ -14,6 +14,7 @@ from distill_training.budget import (
     fit_comparison,
     fit_plan,
     fit_students,
+    fit_teacher,
     phase_seconds,
     student_seconds,
     teacher_seconds,
@@ -81,11 +82,13 @@ def test_a_faster_machine_never_gets_less() -> None:
         previous = now, p.students.epochs
 
 
-def test_members_are_kept_while_each_still_gets_its_floor_of_epochs() -> None:
-    p = plan(600.0)
-    assert p.teacher_epochs >= RECIPE.teacher_min_epochs
-    tight = plan(400.0, factor=2.0)
-    assert tight.members == 1 and "teacher members 2 -> 1" in tight.cuts
+def test_epochs_before_members_a_second_member_only_once_each_gets_the_recipes_epochs() -> None:
+    two_full = teacher_seconds(speeds(), RECIPE, 2, 2, 12)
+    assert (fit_teacher(speeds(), RECIPE, 2, two_full)[:2]) == (2, 12)
+    members, epochs, cuts = fit_teacher(speeds(), RECIPE, 2, two_full - 1)
+    assert (members, epochs) == (1, 12) and "teacher members 2 -> 1" in cuts
+    members, epochs, _ = fit_teacher(speeds(), RECIPE, 2, teacher_seconds(speeds(), RECIPE, 2, 1, 8))
+    assert (members, epochs) == (1, 8)
 
 
 def test_students_are_cut_in_order_epochs_then_the_slowest_candidates_then_seeds_then_overrun() -> None:
@@ -114,7 +117,7 @@ def test_the_cuts_say_what_was_cut_from_what() -> None:
     said = "; ".join([*p.cuts, *p.students.cuts])
     assert f"search epochs 40 -> {p.students.epochs}" in said
     if p.teacher_epochs < 12:
-        assert f"teacher epochs 12 -> {p.teacher_epochs} per member" in said
+        assert f"teacher epochs 12 -> {p.teacher_epochs}" in said
 
 
 def test_jobs_side_by_side_take_the_longest_core_and_are_slowed_by_sharing_it() -> None:
