@@ -29,8 +29,17 @@ from distill_training.publishing import (
     publish_candidates,
     publish_student,
 )
-from distill_training.report import write_report
-from distill_training.steps import compare, comparison_of, run_plan, search, student, student_plan, teachers
+from distill_training.report import Outcome, write_report
+from distill_training.steps import (
+    compare,
+    comparison_of,
+    run_plan,
+    search,
+    student,
+    student_plan,
+    teachers,
+    trained_epochs,
+)
 from distill_training.teachers import Teachers
 from distill_training.train import StudentResult, autocast_dtype
 
@@ -162,9 +171,7 @@ def report(ctx: Context, repo: Path, report_dir: Path | None = None) -> Report:
         report_dir or Path(ctx.cfg.export.report_dir),
         cfg=ctx.cfg,
         built=built,
-        run_plan=run_plan(ctx),
-        students=student_plan(ctx),
-        comparison=comparison_of(ctx, built.choice.spec),
+        outcome=Outcome(run_plan(ctx), student_plan(ctx), comparison_of(ctx, built.choice.spec), trained_epochs(ctx)),
         timings=save_timings(ctx),
         precision=precision,
     )

@@ -133,15 +133,31 @@ def environment(precision: str) -> dict[str, Any]:
     }
 
 
-def _budget(
-    cfg: PipelineConfig, built: Built, run_plan: RunPlan, students: StudentPlan, comparison: ComparisonPlan
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Outcome:
+    """What the time budget planned, and what the run then did."""
+
+    run_plan: RunPlan
+    students: StudentPlan  # the search, fitted once the teacher was done
+    comparison: ComparisonPlan  # fitted once the search was done
+    teacher_epochs: list[int]  # each member trained (fewer than planned where its deadline shortened it)
+
+
+def _budget(cfg: PipelineConfig, built: Built, outcome: Outcome) -> dict[str, Any]:
+    run_plan, planned = outcome.run_plan, outcome.run_plan.plan.teacher_epochs
+    shortened = [f"teacher epochs {planned} -> {min(outcome.teacher_epochs)} (behind its deadline)"]
     return {
         "time_budget_min": cfg.budget.time_budget_min,
         "plan": asdict(run_plan.plan),
-        "final_students": asdict(students),
-        "comparison": asdict(comparison),
-        "cuts": [*run_plan.plan.cuts, *students.cuts, *comparison.cuts],
+        "teacher_epochs": outcome.teacher_epochs,
+        "final_students": asdict(outcome.students),
+        "comparison": asdict(outcome.comparison),
+        "cuts": [
+            *run_plan.plan.cuts,
+            *(shortened if min(outcome.teacher_epochs) < planned else []),
+            *outcome.students.cuts,
+            *outcome.comparison.cuts,
+        ],
         "speeds": asdict(run_plan.speeds) if run_plan.speeds else None,
         "estimated_latency_us": run_plan.latency_us,
         "reserve_s": run_plan.reserve_s,
@@ -155,9 +171,7 @@ def write_report(
     *,
     cfg: PipelineConfig,
     built: Built,
-    run_plan: RunPlan,
-    students: StudentPlan,
-    comparison: ComparisonPlan,
+    outcome: Outcome,
     timings: dict[str, dict[str, float]],
     precision: str,
 ) -> Path:
@@ -174,7 +188,7 @@ def write_report(
         "models": [asdict(r) for r in rows],
         "frontier": [e.to_json() for e in built.frontier],
         "comparison": built.comparison,
-        "budget": _budget(cfg, built, run_plan, students, comparison),
+        "budget": _budget(cfg, built, outcome),
         "timings": timings,
         "tuning": tuning,
         "targets": [asdict(t) for t in checks],

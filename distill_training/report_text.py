@@ -132,17 +132,19 @@ def _budget(budget: dict[str, Any], seconds: dict[str, float]) -> Lines:
     else:
         lines += [
             f"Budget {budget['time_budget_min']:g} minutes. Measured first ({speeds['seconds']:.0f} s, 1-minute load "
-            f"average {speeds['load_1min']:.1f}): a teacher epoch takes "
+            f"average {speeds['load_1min']:.1f}): a teacher member's epoch takes "
             + ", ".join(f"{s:.0f} s" for s in speeds["teacher_epoch_s"])
-            + " (per member, every core), its forward pass over the training images "
+            + f" on one thread each (side by side), {speeds['teacher_alone_s']:.0f} s alone on "
+            f"{speeds['teacher_alone_threads']} thread(s); a member's logits on one view of the training images "
             + ", ".join(f"{s:.1f} s" for s in speeds["teacher_forward_s"])
-            + "; a student epoch on one thread "
+            + " (onnxruntime); a student epoch on one thread "
             + ", ".join(f"{spec} {s:.1f} s" for spec, s in speeds["student_epoch_s"].items())
             + f". {budget['reserve_s']:.0f} s are kept for the exports and the report.",
         ]
     lines += [
         "",
-        f"- Teacher: {plan['members']} member(s), {plan['teacher_epochs']} epochs each.",
+        f"- Teacher: {plan['members']} member(s), {plan['teacher_epochs']} epochs each planned, "
+        f"{', '.join(str(e) for e in budget['teacher_epochs'])} trained (fitted to its deadline after every epoch).",
         f"- Search: {students['epochs']} epochs, candidates {', '.join(students['candidates'])} (fitted again once "
         "the teacher was done).",
         f"- Comparison: {comparison['epochs']} epochs, {comparison['seeds']} seeds (fitted again once the search "

@@ -40,7 +40,7 @@ from distill_training.planning import (
 )
 from distill_training.publishing import publish_teacher
 from distill_training.search import folder_name
-from distill_training.staleness import digest
+from distill_training.staleness import digest, read_meta
 from distill_training.teachers import OnnxTeacher, Teachers
 from distill_training.train import StudentResult, train_student, train_teacher, trained_student, trained_teacher
 from modelrepo.host import available_cores
@@ -90,6 +90,12 @@ def teacher_weights(ctx: Context) -> list[Path]:
             torch.set_num_threads(every_core)
 
     return timed(ctx, "teacher", train)
+
+
+def trained_epochs(ctx: Context) -> list[int]:
+    """The epochs each member trained: fewer than planned where it fell behind its deadline."""
+    planned = run_plan(ctx).plan.teacher_epochs
+    return [int(read_meta(w.parent).get("epochs", planned)) for w in teacher_weights(ctx)]
 
 
 def teachers(ctx: Context) -> Teachers:
