@@ -45,7 +45,7 @@ def plot_frontier(frontier: list[Entry], path: Path) -> None:
     """Test accuracy against batch-1 latency (left) and parameters (right); exported models ringed."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     for ax, (x_of, label) in zip(axes, _AXES, strict=True):
-        for index, role in enumerate(ROLES):
+        for index, role in sorted(enumerate(ROLES), key=lambda pair: pair[1] == "student"):  # the student on top
             group = [e for e in frontier if e.role == role]
             if group:
                 ax.scatter(
@@ -59,8 +59,18 @@ def plot_frontier(frontier: list[Entry], path: Path) -> None:
         for e in frontier:
             if e.exported:
                 ax.scatter([x_of(e)], [e.test_accuracy * 100], s=220, facecolors="none", edgecolors="black", zorder=4)
-            short = e.architecture if e.role != "candidate" else f"{e.architecture} {e.method}"
-            ax.annotate(short, (x_of(e), e.test_accuracy * 100), textcoords="offset points", xytext=(6, -3), fontsize=7)
+            short = {
+                "candidate": f"{e.architecture} {e.method}",
+                "student": f"student: {e.architecture} {e.method}",
+                "control": "control",
+            }.get(e.role, e.architecture)
+            ax.annotate(
+                short,
+                (x_of(e), e.test_accuracy * 100),
+                textcoords="offset points",
+                xytext=(6, -12 if e.role == "control" else -3),
+                fontsize=7,
+            )
         _log_axis(ax, [x_of(e) for e in frontier], label)
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].legend(fontsize=8, loc="lower right")
