@@ -130,6 +130,20 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class QuantizeConfig:
+    """INT8 copies of the served teacher and the exported student (`distill_training.quantize`), and the gate
+    that publishes one only when it keeps its FP32 model's accuracy and is faster or smaller."""
+
+    enabled: bool = True  # a step of the pipeline; `python -m distill_training quantize` runs it on its own
+    max_drop: float = 0.005  # the gate: the most test accuracy (fraction) an INT8 copy may lose to its FP32 model
+    calibrations: tuple[str, ...] = ("minmax", "entropy", "percentile")  # static QDQ: each tried, best on val kept
+    calibration_images: int = 512  # a seeded sample of the training split
+    calibration_seed: int = 0
+    throughput_batch: int = 32  # images per call of the throughput measurement (one thread)
+    throughput_calls: int = 100
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     profile: str = "default"
     run_dir: str = "runs/default"
@@ -138,9 +152,10 @@ class PipelineConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
 
 
-SECTIONS = ("data", "teacher", "student", "export", "budget")
+SECTIONS = ("data", "teacher", "student", "export", "budget", "quantize")
 
 
 def profile_config(profile: str) -> PipelineConfig:

@@ -1,0 +1,178 @@
+"""INT8 copies: static QDQ calibrated on real training images keeps a trained CNN's accuracy and agrees with it
+on real test images; calibrated on constant images it collapses and the gate refuses it; dynamic quantization
+suits an MLP; the gate and the publishing rule; the report entry's keys; the INT8 card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from tiers import require
+from torch import nn
+
+from distill_training.config import ConfigError, DataConfig, ExportConfig, QuantizeConfig
+from distill_training.data import Dataset, load_dataset
+from distill_training.export import Published, export_onnx, publish
+from distill_training.int8 import Speed, Trial, decide, measure_speeds, trial_of, write_int8
+from distill_training.nets import CNNStudent, MLPStudent
+from distill_training.quantize import (
+    DYNAMIC,
+    STATIC,
+    Quantized,
+    best_copy,
+    calibration_sample,
+    check_calibrations,
+    method_for,
+    split_of,
+)
+from modelrepo.dataset import DEFAULT_DATA_DIR
+from modelrepo.layout import card_path, read_card, sha256_file
+
+ISSUE_KEYS = {
+    "model",
+    "fp32_model",
+    "method",
+    "calibration",
+    "fp32_accuracy",
+    "int8_accuracy",
+    "drop",
+    "gate",
+    "published",
+}
+CALIBRATIONS = ("minmax", "percentile")
+
+
+@pytest.fixture(scope="module")
+def data() -> Dataset:
+    require(Path(DEFAULT_DATA_DIR).is_dir(), f"Fashion-MNIST not installed at {DEFAULT_DATA_DIR}")
+    return load_dataset(DataConfig(val_size=500, train_limit=4000))
+
+
+def _trained(model: nn.Module, data: Dataset, epochs: int = 2) -> nn.Module:
+    """A few seconds of training: far from the best net, but one whose accuracy quantization could lose."""
+    torch.manual_seed(0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(epochs):
+        for i in range(0, len(data.train_x), 128):
+            loss = F.cross_entropy(model(data.train_x[i : i + 128]), data.train_y[i : i + 128])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def cnn(data: Dataset, tmp_path_factory: pytest.TempPathFactory) -> Published:
+    repo = tmp_path_factory.mktemp("repo")
+    model = _trained(CNNStudent(data.image_shape, 10, channels=(8, 16)), data)
+    return publish(
+        model,
+        data,
+        ExportConfig(validate_images=128),
+        repo=repo,
+        name="tiny-student",
+        role="student",
+        method="none",
+        architecture="cnn",
+        teacher="tiny-teacher",
+        source_sha256="0" * 64,
+        config={},
+    )
+
+
+def _copy(fp32: Published, data: Dataset, folder: Path, method: str, images: np.ndarray) -> Quantized:
+    return best_copy(
+        fp32.model_file,
+        folder,
+        method=method,
+        calibrations=CALIBRATIONS,
+        images=images,
+        val=split_of(fp32.model_file, data.val_x.numpy(), data.val_y.numpy()),
+        test=split_of(fp32.model_file, data.test_x.numpy(), data.test_y.numpy()),
+    )
+
+
+SPEED = Speed(p50_us=10.0, p90_us=12.0, images_per_s=1e5, size_bytes=4000)
+SMALLER = Speed(p50_us=14.0, p90_us=16.0, images_per_s=8e4, size_bytes=1500)
+
+
+def test_static_copy_keeps_accuracy_and_agrees_on_real_test_images(
+    cnn: Published, data: Dataset, tmp_path: Path
+) -> None:
+    images = calibration_sample(data.train_x.numpy(), 256, seed=0)
+    copy = _copy(cnn, data, tmp_path, STATIC, images)
+    assert copy.calibration in CALIBRATIONS and set(copy.val_accuracy_by_calibration) == set(CALIBRATIONS)
+    assert copy.val.accuracy == max(copy.val_accuracy_by_calibration.values())  # chosen on validation
+    assert copy.test.images == len(data.test_x) == 10000
+    assert copy.test.agreement >= 0.97, copy.test
+    assert copy.test.accuracy >= cnn.record.test_accuracy - 0.01
+    decision = decide(cnn.record.test_accuracy, copy.test.accuracy, 0.01, SPEED, SMALLER)
+    assert decision.published
+    assert copy.path.stat().st_size < cnn.model_file.stat().st_size  # int8 weights
+
+
+def test_gate_refuses_a_copy_calibrated_on_constant_images(cnn: Published, data: Dataset, tmp_path: Path) -> None:
+    constant = np.zeros((256, *data.image_shape), np.float32)  # every activation range collapses to a point
+    copy = _copy(cnn, data, tmp_path, STATIC, constant)
+    assert copy.test.agreement < 0.5
+    decision = decide(cnn.record.test_accuracy, copy.test.accuracy, 0.005, SPEED, SMALLER)
+    assert not decision.published
+    missed = decision.drop - 0.005
+    assert missed > 0.2 and f"{missed * 100:.2f} pts more than the gate" in decision.reason
+
+
+def test_dynamic_copy_of_an_mlp(data: Dataset, tmp_path: Path) -> None:
+    model = _trained(MLPStudent(data.image_shape, 10, hidden=(64,)), data, epochs=1)
+    fp32 = export_onnx(model, data.image_shape, tmp_path / "fp32.onnx", opset=18)
+    test = split_of(fp32, data.test_x.numpy(), data.test_y.numpy())
+    copy = best_copy(
+        fp32,
+        tmp_path / "int8",
+        method=method_for("mlp"),
+        calibrations=CALIBRATIONS,
+        images=np.empty(0, np.float32),
+        val=test,
+        test=test,
+    )
+    assert (copy.method, copy.calibration, copy.val_accuracy_by_calibration) == (DYNAMIC, "", {})
+    assert copy.test.agreement >= 0.97
+    assert copy.path.stat().st_size < fp32.stat().st_size
+
+
+def test_gate_boundary_and_the_faster_or_smaller_rule() -> None:
+    at_gate = decide(0.90, 0.895, 0.005, SPEED, SMALLER)
+    assert at_gate.published and at_gate.smaller and not at_gate.faster and "1.00x" not in at_gate.reason
+    assert not decide(0.90, 0.8949, 0.005, SPEED, SMALLER).published
+    neither = decide(0.90, 0.90, 0.005, SPEED, Speed(11.0, 13.0, 9e4, 4000))
+    assert not neither.published and "slower" in neither.reason
+    better = decide(0.90, 0.91, 0.005, SPEED, Speed(5.0, 6.0, 2e5, 4000))
+    assert better.published and better.drop < 0 and "2.00x faster" in better.reason
+
+
+def test_calibrations_must_be_known() -> None:
+    check_calibrations(("minmax", "entropy", "percentile"))
+    for bad in ((), ("minmax", "kl")):
+        with pytest.raises(ConfigError, match=r"quantize\.calibrations"):
+            check_calibrations(bad)
+    assert method_for("cnn") == method_for("ensemble") == STATIC
+
+
+def test_int8_card_validates_and_the_entry_has_the_issue_keys(cnn: Published, data: Dataset, tmp_path: Path) -> None:
+    copy = _copy(cnn, data, tmp_path / "work", STATIC, calibration_sample(data.train_x.numpy(), 128, seed=0))
+    speeds = measure_speeds(
+        {"fp32": cnn.model_file, "int8": copy.path}, QuantizeConfig(throughput_calls=5), threads=1, runs=50
+    )
+    trial = trial_of(cnn, copy, (speeds["fp32"], speeds["int8"]), 0.005)
+    assert set(trial.entry()) == ISSUE_KEYS and trial.entry()["model"] == "tiny-student-int8"
+    assert Trial.from_json(trial.to_json()) == trial
+    pub = write_int8(tmp_path / "repo", cnn, trial, copy.path, {"max_drop": 0.005})
+    card = read_card(card_path(tmp_path / "repo", "tiny-student-int8"))
+    assert card == pub.card and card.quantization is not None
+    assert (card.role, card.teacher, card.quantization.fp32_model) == ("student", "tiny-teacher", "tiny-student")
+    assert card.quantization.int8_accuracy == card.versions[1].test_accuracy == trial.int8_accuracy
+    assert card.versions[1].sha256 == sha256_file(pub.model_file)
+    assert (card.input, card.labels, card.preprocessing) == (cnn.card.input, cnn.card.labels, cnn.card.preprocessing)
