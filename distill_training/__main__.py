@@ -1,5 +1,5 @@
-"""`python -m distill_training <step>`: plan, teacher, logits, student, search, compare, tune, export, report,
-pipeline.
+"""`python -m distill_training <step>`: plan, teacher, logits, student, search, compare, tune, export, quantize,
+report, pipeline.
 
 Every step first brings its inputs up to date (skipping what is already built), so each runs on its own.
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,16 @@ def _tune(ctx: Context, args: argparse.Namespace) -> None:
 
 def _export(ctx: Context, args: argparse.Namespace) -> None:
     _print_built(pipeline.build(ctx, Path(args.out)))
+
+
+def _quantize(ctx: Context, args: argparse.Namespace) -> None:
+    ctx.cfg = replace(ctx.cfg, quantize=replace(ctx.cfg.quantize, enabled=True))  # the step asked for by name
+    built = pipeline.build(ctx, Path(args.out))
+    for t in built.quantization:
+        print(
+            f"{t.model}: {t.method} {t.calibration}, test {t.fp32_accuracy:.2%} -> {t.int8_accuracy:.2%}, "
+            f"agreement {t.agreement:.2%}; {t.decision.reason}"
+        )
 
 
 def _report(ctx: Context, args: argparse.Namespace) -> None:
@@ -190,12 +201,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default="0.5,0.7,0.9", help="comma-separated KD weights (default 0.5,0.7,0.9)")
     for name, fn, help_ in (
         ("export", _export, "search, choose, compare; publish the teacher and the student (the rest into the run dir)"),
+        ("quantize", _quantize, "INT8 copies of the teacher and the student, published as <name>-int8 by the gate"),
         ("report", _report, "measure latency and write reports/distillation.md, .json and plots"),
         ("pipeline", _pipeline, "all steps, skipping those whose outputs are up to date"),
     ):
         p = add(name, fn, help_)
         p.add_argument("--out", default="models", help="model repository to write (default: models)")
-        if name != "export":
+        if name not in ("export", "quantize"):
             p.add_argument("--reports", help="report directory (default: export.report_dir, 'reports')")
     return parser
 

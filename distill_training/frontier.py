@@ -13,13 +13,14 @@ from typing import Any, Final
 
 from distill_training.export import Published
 
-ROLES: Final = ("teacher", "member", "candidate", "student", "control")
+ROLES: Final = ("teacher", "member", "candidate", "student", "control", "teacher-int8", "student-int8")
 
 
 @dataclass(frozen=True)
 class Entry:
     name: str  # the card's name for a published model, else the candidate's name, method and seed
-    role: str  # one of ROLES: teacher (served), member (of the ensemble), candidate, student (exported), control
+    role: str  # one of ROLES: teacher (served), member (of the ensemble), candidate, student (exported), control,
+    # and the INT8 copies of the teacher and the student (`int8_copies`)
     architecture: str  # a student's architecture and size (`cnn:16-32`), a teacher's architecture (`ensemble`)
     method: str  # teacher, or the student's training method (`losses.LOSSES`)
     parameters: int

@@ -23,6 +23,7 @@ from distill_training.export import INPUT_NAME, Published, session
 from distill_training.latency import measure_latency
 from distill_training.quantize import Quantized
 from modelrepo.card import ModelCard, Quantization, VersionRecord
+from modelrepo.host import cpu_name, int8_dot_products
 from modelrepo.layout import model_path, sha256_file, write_card
 
 SUFFIX: Final = "-int8"
@@ -37,7 +38,8 @@ def int8_name(fp32_name: str) -> str:
 class Speed:
     p50_us: float  # batch 1, one thread
     p90_us: float
-    images_per_s: float  # batch `throughput_batch` on one thread: per core
+    images_per_s: float  # in batches of `batch` on one thread: per core
+    batch: int
     size_bytes: int
 
 
@@ -61,7 +63,7 @@ def measure_speeds(paths: dict[str, Path], cfg: QuantizeConfig, *, threads: int,
     for name, path in paths.items():
         p50, p90 = (float(np.percentile(np.array(latency[name]) * 1e6, q)) for q in (50, 90))
         images_per_s = _throughput(path, cfg.throughput_batch, cfg.throughput_calls)
-        speeds[name] = Speed(p50, p90, images_per_s, path.stat().st_size)
+        speeds[name] = Speed(p50, p90, images_per_s, cfg.throughput_batch, path.stat().st_size)
     return speeds
 
 
@@ -89,7 +91,7 @@ def decide(fp32_accuracy: float, int8_accuracy: float, max_drop: float, fp32: Sp
         f"{fp32.p50_us / int8.p50_us:.2f}x faster" if faster else f"{int8.p50_us / fp32.p50_us:.2f}x slower",
         f"{fp32.size_bytes / int8.size_bytes:.1f}x smaller" if smaller else "no smaller",
     ]
-    within = f"{drop * 100:+.2f} pts within the gate ({max_drop * 100:.2f})"
+    within = f"test accuracy {-drop * 100:+.2f} pts, within the gate (-{max_drop * 100:.2f})"
     if not (faster or smaller):
         return Decision(drop, max_drop, faster, smaller, False, f"not published: {within} but {' and '.join(gains)}")
     return Decision(drop, max_drop, faster, smaller, True, f"published: {within}, {', '.join(gains)}")
@@ -117,6 +119,8 @@ class Trial:
     fp32_speed: Speed
     int8_speed: Speed
     decision: Decision
+    cpu: str  # where the speeds were measured
+    int8_dot_products: list[str]  # its int8 dot-product instructions (none: INT8 kernels may lose to FP32)
 
     def entry(self) -> dict[str, Any]:
         d = self.decision
@@ -163,6 +167,8 @@ def trial_of(fp32: Published, copy: Quantized, speeds: tuple[Speed, Speed], max_
         fp32_speed=speeds[0],
         int8_speed=speeds[1],
         decision=decision,
+        cpu=cpu_name(),
+        int8_dot_products=int8_dot_products(),
     )
 
 

@@ -3,7 +3,8 @@
 plan -> teacher (members, published as one ONNX model) -> its logits on the students' views -> search ->
 publish every candidate -> measure latency -> choose the candidate (best on validation within the latency
 budget) -> compare the methods and the control on it -> publish the student (its method's best seed) and the
-control -> install the teacher and the student into the served repository -> frontier -> report.
+control -> install the teacher and the student into the served repository -> frontier -> their INT8 copies,
+installed where the gate and the rule publish them (`int8_copies`), on the frontier too -> report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from distill_training.context import Context, save_timings
 from distill_training.export import Published
 from distill_training.frontier import Entry, published_entry, seed_entries
+from distill_training.int8 import Trial
+from distill_training.int8_copies import int8_entries, quantize_models
 from distill_training.losses import CONTROL
 from distill_training.planning import student_config
 from distill_training.publishing import (
@@ -54,6 +57,7 @@ class Built:
     control: Published  # in the run directory
     latency: dict[str, Latency]  # by card name (teacher, members) and by candidate spec
     frontier: list[Entry]
+    quantization: list[Trial]  # the INT8 copies tried: of the teacher and the student (none when disabled)
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,9 @@ def build(ctx: Context, repo: Path) -> Built:
     served = Teachers(install(published_teachers.served, repo), published_teachers.members)
     student_pub = install(exported, repo)
     frontier = _frontier(ctx, served, candidates, comparison, student_pub, control, latency, choice.spec)
-    return Built(served, searched, choice, comparison, student_pub, control, latency, frontier)
+    trials = quantize_models(ctx, [served.served, student_pub], repo) if cfg.quantize.enabled else []
+    frontier += int8_entries(trials, frontier)
+    return Built(served, searched, choice, comparison, student_pub, control, latency, frontier, trials)
 
 
 def _frontier(

@@ -63,6 +63,8 @@ def plot_frontier(frontier: list[Entry], path: Path) -> None:
                 "candidate": f"{e.architecture} {e.method}",
                 "student": f"student: {e.architecture} {e.method}",
                 "control": "control",
+                "teacher-int8": "teacher INT8",
+                "student-int8": "student INT8",
             }.get(e.role, e.architecture)
             ax.annotate(
                 short,

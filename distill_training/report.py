@@ -1,7 +1,8 @@
 """The distillation report: the served teacher and the exported student against the project's targets, the
 accuracy-latency frontier, every method against the control on the same seeds, and what the time budget cut.
 
-Writes `<report_dir>/distillation.md`, `distillation.json` (with the `frontier` list) and three PNG plots
+Writes `<report_dir>/distillation.md`, `distillation.json` (with the `frontier` list, and the `quantization`
+list: one entry per INT8 copy tried, its every figure in `quantization_measured`) and three PNG plots
 (the frontier against latency and parameters, the methods per seed). Latency is onnxruntime batch-1 p50 with
 the same intra-op thread count for every model.
 """
@@ -19,6 +20,7 @@ from distill_training.budget import ComparisonPlan, StudentPlan
 from distill_training.config import PipelineConfig
 from distill_training.export import Published
 from distill_training.frontier import exported
+from distill_training.int8_copies import report_lists
 from distill_training.planning import RunPlan
 from distill_training.plots import plot_frontier, plot_methods
 from distill_training.report_text import markdown
@@ -192,6 +194,7 @@ def write_report(
         "timings": timings,
         "tuning": tuning,
         "targets": [asdict(t) for t in checks],
+        **report_lists(built.quantization),
     }
     (report_dir / "distillation.json").write_text(json.dumps(payload, indent=2) + "\n")
     path = report_dir / "distillation.md"

@@ -7,6 +7,7 @@ from typing import Any
 
 from distill_training.config import PipelineConfig
 from distill_training.losses import CONTROL
+from distill_training.report_int8 import quantization_section
 
 Lines = list[str]
 
@@ -17,6 +18,7 @@ def markdown(cfg: PipelineConfig, payload: dict[str, Any]) -> str:
         _targets(payload["targets"], cfg.profile),
         _frontier(payload["frontier"], payload["budget"]),
         _methods(payload["comparison"]),
+        quantization_section(payload.get("quantization_measured", [])),
         _budget(payload["budget"], payload["timings"]["seconds"]),
         _setup(cfg, payload["tuning"]),
         _timings(payload["timings"]),

@@ -24,3 +24,14 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+def int8_dot_products() -> list[str]:
+    """The CPU's int8 dot-product instructions (/proc/cpuinfo flags: AMX, AVX-512 VNNI, AVX-VNNI) that
+    onnxruntime's INT8 kernels run fastest on; empty where it has none, and INT8 may then be slower than FP32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return [f for f in ("amx_int8", "avx512_vnni", "avx_vnni") if f in flags]

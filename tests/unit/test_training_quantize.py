@@ -60,7 +60,7 @@ def _trained(model: nn.Module, data: Dataset, epochs: int = 2) -> nn.Module:
         for i in range(0, len(data.train_x), 128):
             loss = F.cross_entropy(model(data.train_x[i : i + 128]), data.train_y[i : i + 128])
             optimizer.zero_grad()
-            loss.backward()
+            torch.autograd.backward(loss)
             optimizer.step()
     return model.eval()
 
@@ -96,8 +96,8 @@ def _copy(fp32: Published, data: Dataset, folder: Path, method: str, images: np.
     )
 
 
-SPEED = Speed(p50_us=10.0, p90_us=12.0, images_per_s=1e5, size_bytes=4000)
-SMALLER = Speed(p50_us=14.0, p90_us=16.0, images_per_s=8e4, size_bytes=1500)
+SPEED = Speed(p50_us=10.0, p90_us=12.0, images_per_s=1e5, batch=32, size_bytes=4000)
+SMALLER = Speed(p50_us=14.0, p90_us=16.0, images_per_s=8e4, batch=32, size_bytes=1500)
 
 
 def test_static_copy_keeps_accuracy_and_agrees_on_real_test_images(
@@ -147,9 +147,9 @@ def test_gate_boundary_and_the_faster_or_smaller_rule() -> None:
     at_gate = decide(0.90, 0.895, 0.005, SPEED, SMALLER)
     assert at_gate.published and at_gate.smaller and not at_gate.faster and "1.00x" not in at_gate.reason
     assert not decide(0.90, 0.8949, 0.005, SPEED, SMALLER).published
-    neither = decide(0.90, 0.90, 0.005, SPEED, Speed(11.0, 13.0, 9e4, 4000))
+    neither = decide(0.90, 0.90, 0.005, SPEED, Speed(11.0, 13.0, 9e4, 32, 4000))
     assert not neither.published and "slower" in neither.reason
-    better = decide(0.90, 0.91, 0.005, SPEED, Speed(5.0, 6.0, 2e5, 4000))
+    better = decide(0.90, 0.91, 0.005, SPEED, Speed(5.0, 6.0, 2e5, 32, 4000))
     assert better.published and better.drop < 0 and "2.00x faster" in better.reason
 
 
