@@ -41,7 +41,10 @@ def _saved(ctx: Context, fp32: Published, key: str) -> tuple[Trial, Published] |
     target = model_path(exported_dir(ctx), name, 1)
     if saved.get("key") != key or not target.is_file() or sha256_file(target) != card.versions[1].sha256:
         return None
-    trial = Trial.from_json(saved["trial"])
+    try:
+        trial = Trial.from_json(saved["trial"])
+    except (KeyError, TypeError):  # written by an older version of this step: made again
+        return None
     return trial, Published(card, target, dict(card.versions[1].config.get("validation", {})))
 
 

@@ -59,7 +59,7 @@ def _verdict(trials: list[dict[str, Any]]) -> str:
     batch = [t["int8_speed"]["images_per_s"] / t["fp32_speed"]["images_per_s"] for t in trials]
     dot = trials[0]["int8_dot_products"]
     instructions = f"int8 dot products: {', '.join(dot)}" if dot else "no int8 dot-product instructions (VNNI, AMX)"
-    cpu = f"{trials[0]['cpu']} ({instructions})"
+    cpu = f"{trials[0]['cpu']} ({instructions}; 1-minute load average {trials[0]['load_1min']:.1f})"
     pace = "faster" if min(ratios) > 1 else "slower" if max(ratios) < 1 else "faster for some, slower for others"
     return (
         f"On {cpu}, INT8 ran {pace} than FP32 at batch 1 ({', '.join(f'{r:.2f}x' for r in ratios)} the FP32 speed) "
