@@ -7,9 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import torch.nn.functional as F
+from onnx import numpy_helper
 from tiers import require
 from torch import nn
 
@@ -26,6 +28,7 @@ from distill_training.quantize import (
     calibration_sample,
     check_calibrations,
     method_for,
+    quantize_file,
     split_of,
 )
 from modelrepo.dataset import DEFAULT_DATA_DIR
@@ -123,6 +126,28 @@ def test_gate_refuses_a_copy_calibrated_on_constant_images(cnn: Published, data:
     assert not decision.published
     missed = decision.drop - 0.005
     assert missed > 0.2 and f"{missed * 100:.2f} pts more than the gate" in decision.reason
+
+
+def activation_scales(path: Path) -> dict[str, float]:
+    model = onnx.load(str(path))
+    arrays = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    return {name: float(a) for name, a in arrays.items() if name.endswith("_scale") and a.size == 1}
+
+
+def test_each_calibration_method_sets_its_own_activation_ranges(cnn: Published, data: Dataset, tmp_path: Path) -> None:
+    """onnxruntime's entropy calibration with its default bins gives exactly the MinMax ranges; ours must not."""
+    images = calibration_sample(data.train_x.numpy(), 256, seed=0)
+    scales = {
+        c: activation_scales(
+            quantize_file(cnn.model_file, tmp_path / f"{c}.onnx", method=STATIC, calibration=c, images=images)
+        )
+        for c in ("minmax", "entropy", "percentile")
+    }
+    assert set(scales["minmax"]) == set(scales["entropy"]) == set(scales["percentile"])
+    for other in ("entropy", "percentile"):
+        differ = [n for n in scales["minmax"] if scales[other][n] != pytest.approx(scales["minmax"][n], rel=1e-3)]
+        assert differ, f"{other} calibration set every range as minmax did"
+        assert all(scales[other][n] <= scales["minmax"][n] * 1.001 for n in differ)  # both clip the observed range
 
 
 def test_dynamic_copy_of_an_mlp(data: Dataset, tmp_path: Path) -> None:
