@@ -1,4 +1,5 @@
-"""`python -m distill_training <step>`: teacher, logits, student, kd-vs-control, tune, export, report, pipeline.
+"""`python -m distill_training <step>`: teacher, logits, student, kd-vs-control, tune, export, report, pipeline;
+and distill (the pipeline for your own teacher, an ONNX file, on your own data).
 
 Every step first brings its inputs up to date (skipping what is already built), so each runs on its own.
 """
@@ -11,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from distill_training import distill
 from distill_training import pipeline as steps
 from distill_training.config import PROFILES, ConfigError, PipelineConfig, load_config, parse_set_args
 from distill_training.context import Context, open_context
 from distill_training.data import DatasetError
 from distill_training.export import ExportValidationError, Published
 from distill_training.losses import LOSSES
+from distill_training.onnx_teacher import OnnxTeacherError
 from distill_training.staleness import read_meta
 
 Step = Callable[[Context, argparse.Namespace], None]
@@ -70,6 +73,11 @@ def _pipeline(ctx: Context, args: argparse.Namespace) -> None:
     print(f"pipeline ({ctx.cfg.profile}) done in {run.seconds:.0f} s; models in {args.out}")
 
 
+def _distill(ctx: Context, args: argparse.Namespace) -> None:
+    _pipeline(ctx, args)
+    print(f"serve teacher and student side by side: python -m service --models {args.out}")
+
+
 def _reports(args: argparse.Namespace) -> Path | None:
     return Path(args.reports) if args.reports else None
 
@@ -87,10 +95,11 @@ def _print_comparison(summary: dict[str, Any], run_dir: Path) -> None:
 def _print_published(published: dict[str, Published]) -> None:
     for label, pub in published.items():
         record = pub.card.versions[pub.card.latest_version]
+        diff = pub.validation.get("max_abs_diff")
+        checked = f"max abs diff {diff:.1e}" if diff is not None else "copied as it is"
         print(
             f"{label}: {pub.model_file} ({record.parameters:,} params, {record.size_bytes / 1024:,.0f} KiB, "
-            f"ONNX test accuracy {record.test_accuracy:.4f}, max abs diff "
-            f"{pub.validation.get('max_abs_diff', 0.0):.1e})"
+            f"ONNX test accuracy {record.test_accuracy:.4f}, {checked})"
         )
 
 
@@ -144,6 +153,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="models", help="model repository to write (default: models)")
         if name != "export":
             p.add_argument("--reports", help="report directory (default: export.report_dir, 'reports')")
+    p = add("distill", _distill, "your teacher (an ONNX file) on your data: students, both models' cards, report")
+    p.add_argument("--out", default="models", help="model repository to write (default: models)")
+    p.add_argument("--reports", help="report directory (default: reports/NAME)")
+    distill.add_arguments(p)
     return parser
 
 
@@ -151,6 +164,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     overrides: dict[str, str] = {}
     if args.data_dir:
         overrides["data.data_dir"] = args.data_dir
+    if args.step == "distill":
+        overrides.update(distill.overrides(args))
     overrides.update(parse_set_args(args.set))
     if args.run_dir:
         overrides["run_dir"] = args.run_dir
@@ -162,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx = open_context(_config(args))
         args.fn(ctx, args)
-    except (DatasetError, ConfigError) as err:
+    except (DatasetError, ConfigError, OnnxTeacherError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ExportValidationError as err:

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
 from distill_training.config import PipelineConfig, lookup, save_config
 from distill_training.data import Dataset, load_dataset
+from distill_training.distill import configured
 from distill_training.logits_cache import Views
 from distill_training.nets import STUDENTS, TEACHERS
 
@@ -36,13 +38,23 @@ class Context:
         return Path(self.cfg.run_dir)
 
 
+def load_data(cfg: PipelineConfig) -> Dataset:
+    """The data, an image folder's decoded images cached in the run directory."""
+    return load_dataset(cfg.data, Path(cfg.run_dir) / "images")
+
+
 def open_context(cfg: PipelineConfig) -> Context:
-    """Check the names the config gives (before any training), load the data, save the config in the run dir."""
+    """Check the names the config gives and a teacher brought as an ONNX file (before any training), load the
+    data (printing what the loader noticed), save the config, with the data's class names, in the run dir."""
     lookup(TEACHERS, cfg.teacher.architecture, "teacher.architecture")
     lookup(STUDENTS, cfg.student.architecture, "student.architecture")
-    data = load_dataset(cfg.data)
-    run_dir = Path(cfg.run_dir)
-    save_config(cfg, run_dir / "config.yaml")
+    if cfg.onnx_teacher.path:
+        cfg = configured(cfg)
+    data = load_data(cfg)
+    for note in data.notes:
+        print(note, file=sys.stderr)
+    cfg = replace(cfg, data=replace(cfg.data, labels=data.labels))
+    save_config(cfg, Path(cfg.run_dir) / "config.yaml")
     return Context(cfg, data, {})
 
 

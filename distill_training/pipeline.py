@@ -19,11 +19,12 @@ from tqdm import tqdm
 
 from distill_training.comparison import CONTROL, KD, best_seed, summarise
 from distill_training.config import PipelineConfig, to_dict
-from distill_training.context import Context, save_timings, timed
-from distill_training.data import load_dataset
+from distill_training.context import Context, load_data, save_timings, timed
 from distill_training.export import TEACHER_METHOD, Published, publish
 from distill_training.latency import measure_latency
 from distill_training.logits_cache import Views, cached_views
+from distill_training.onnx_teacher_card import publish_onnx_teacher
+from distill_training.onnx_views import onnx_cached_views, teacher_facts
 from distill_training.report import Row, build_rows, environment, write_report
 from distill_training.staleness import digest
 from distill_training.train import (
@@ -44,6 +45,9 @@ def teacher_weights(ctx: Context) -> Path:
 
 
 def student_views(ctx: Context) -> tuple[Views, str]:
+    """(images, labels, teacher logits) and their key, from our teacher or from one brought as an ONNX file."""
+    if ctx.views is None and ctx.cfg.onnx_teacher.path:
+        ctx.views = timed(ctx, "logits", lambda: onnx_cached_views(ctx.cfg, ctx.data, ctx.run_dir / "logits"))
     if ctx.views is None:
         weights = teacher_weights(ctx)
         ctx.views = timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, weights, ctx.run_dir / "logits"))
@@ -69,7 +73,7 @@ def student(ctx: Context, method: str, seed: int, *, progress: bool = True) -> S
 
 def _student_in_worker(cfg: PipelineConfig, method: str, seed: int) -> None:
     """One student in a worker process, which loads its own data and cached views."""
-    student(Context(cfg, load_dataset(cfg.data), {}), method, seed, progress=False)
+    student(Context(cfg, load_data(cfg), {}), method, seed, progress=False)
 
 
 def train_students(ctx: Context, jobs: list[tuple[str, int]]) -> list[StudentResult]:
@@ -137,27 +141,11 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
     """The served repository gets the teacher and the KD student; the control goes to `<run_dir>/export`.
     Each method's student is its best seed on the validation split."""
     cfg, data = ctx.cfg, ctx.data
-    teacher_path = teacher_weights(ctx)
     kd, control = best_on_validation(ctx, KD), best_on_validation(ctx, CONTROL)
 
     def run() -> dict[str, Published]:
         training = to_dict(cfg)
-        teacher_model = load_weights(build_teacher(cfg.teacher, data), teacher_path)
-        out = {
-            "teacher": publish(
-                teacher_model,
-                data,
-                cfg.export,
-                repo=repo,
-                name=cfg.teacher.name,
-                role="teacher",
-                method=TEACHER_METHOD,
-                architecture=cfg.teacher.architecture,
-                teacher=None,
-                source=teacher_path,
-                config=training,
-            )
-        }
+        out = {"teacher": _publish_teacher(ctx, repo)}
         jobs: list[tuple[str, StudentResult, Path, str]] = [
             ("student", kd, repo, cfg.student.name),
             ("control", control, ctx.run_dir / "export", cfg.student.control_name),
@@ -182,6 +170,28 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
     return timed(ctx, "export", run)
 
 
+def _publish_teacher(ctx: Context, repo: Path) -> Published:
+    """Our teacher, exported and validated; or the one brought as an ONNX file, copied with its card."""
+    cfg, data = ctx.cfg, ctx.data
+    if cfg.onnx_teacher.path:
+        _, key = student_views(ctx)
+        return publish_onnx_teacher(cfg, data, repo, teacher_facts(ctx.run_dir / "logits", key))
+    teacher_path = teacher_weights(ctx)
+    return publish(
+        load_weights(build_teacher(cfg.teacher, data), teacher_path),
+        data,
+        cfg.export,
+        repo=repo,
+        name=cfg.teacher.name,
+        role="teacher",
+        method=TEACHER_METHOD,
+        architecture=cfg.teacher.architecture,
+        teacher=None,
+        source=teacher_path,
+        config=to_dict(cfg),
+    )
+
+
 @dataclass(frozen=True)
 class Report:
     path: Path  # distillation.md; the JSON and the plots lie next to it
@@ -197,10 +207,11 @@ def _write_report(
     ctx: Context, published: dict[str, Published], comparison: dict[str, Any], report_dir: Path | None
 ) -> Report:
     cfg = ctx.cfg
-    paths = {label: pub.model_file for label, pub in published.items()}
-    latencies = measure_latency(paths, threads=cfg.export.latency_threads, runs=cfg.export.latency_runs)
+    models = {label: (pub.model_file, pub.card.input) for label, pub in published.items()}
+    latencies = measure_latency(models, threads=cfg.export.latency_threads, runs=cfg.export.latency_runs)
     rows = build_rows(published, latencies)
-    env = environment("bf16" if autocast_dtype(cfg.teacher.precision) else "fp32")
+    trained = "bf16" if autocast_dtype(cfg.teacher.precision) else "fp32"
+    env = environment("no" if cfg.onnx_teacher.path else trained)
     tuning_file = ctx.run_dir / "tuning.json"
     tuning = json.loads(tuning_file.read_text()) if tuning_file.is_file() else []
     path = write_report(

@@ -69,7 +69,8 @@ class Classifier:
             self._check_labels(model, batch.labels)
         x = batch.tensor(model.card.preprocessing, model.card.input.datatype)  # (N, C, H, W) or (N, H, W, C)
         result = await self._run(model, {model.card.input.name: x}, len(x))
-        probs = softmax(result.outputs[model.card.output.name])  # (N, K)
+        scores = result.outputs[model.card.output.name]  # (N, K)
+        probs = softmax(scores) if model.card.output_kind == "logits" else scores
         if batch.labels is not None:
             self.metrics.count_accuracy(model.name, probs.argmax(axis=1).tolist(), batch.labels)
         return probs, result

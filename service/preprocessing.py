@@ -1,7 +1,8 @@
 """Raw pixels or decoded images -> a model's input, per its card's `Preprocessing` and input datatype.
 
 x = (pixel * scale - mean) / std per channel, after resizing to height x width and greyscale (or RGB), laid out
-NCHW or NHWC and cast to the input's datatype. So one image feeds every model correctly, whatever each takes.
+NCHW or NHWC and cast to the input's datatype (`modelrepo.pixels`, which training uses too). So one image feeds
+every model correctly, whatever each takes.
 """
 
 from __future__ import annotations
@@ -12,34 +13,8 @@ import numpy as np
 from PIL import Image
 
 from modelrepo.card import Preprocessing
-from modelrepo.datatypes import NUMPY_DTYPES
+from modelrepo.pixels import image_pixels, model_input
 from service.errors import InvalidInput
-
-
-def normalise(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """(N, C, H, W) raw pixels -> (N, C, H, W) float32 model input."""
-    mean = np.asarray(prep.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(prep.std, dtype=np.float32)[:, None, None]
-    return ((pixels.astype(np.float32) * np.float32(prep.scale) - mean) / std).astype(np.float32)
-
-
-def model_input(pixels: np.ndarray, prep: Preprocessing, datatype: str) -> np.ndarray:
-    """(N, C, H, W) raw pixels -> the model's input: normalised, in the card's layout, of its datatype."""
-    x = normalise(pixels, prep)
-    if prep.layout == "NHWC":
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # (N, H, W, C)
-    dtype = NUMPY_DTYPES[datatype]
-    if dtype.kind in "iu":  # a model that normalises inside its graph: raw values, rounded into its range
-        info = np.iinfo(dtype.type)  # type: ignore[type-var]
-        x = np.clip(np.rint(x), info.min, info.max)
-    return np.asarray(x.astype(dtype, copy=False))
-
-
-def _image_pixels(image: Image.Image, prep: Preprocessing) -> np.ndarray:
-    mode = "L" if prep.channels == 1 else "RGB"
-    resized = image.convert(mode).resize((prep.width, prep.height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32)  # (H, W) or (H, W, 3)
-    return pixels[None] if prep.channels == 1 else pixels.transpose(2, 0, 1)
 
 
 def _rows_pixels(rows: np.ndarray, prep: Preprocessing) -> np.ndarray:
@@ -78,6 +53,7 @@ class PixelBatch:
             if self.rows is not None:
                 pixels = _rows_pixels(self.rows, prep)
             else:
-                pixels = np.stack([_image_pixels(image, prep) for image in self.images])
+                shape = {"height": prep.height, "width": prep.width, "channels": prep.channels}
+                pixels = np.stack([image_pixels(image, **shape) for image in self.images])
             self._cache[key] = model_input(pixels, prep, datatype)
         return self._cache[key]
