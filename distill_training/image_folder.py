@@ -57,6 +57,13 @@ def _images(folder: Path, ignored: list[Path]) -> list[Path]:
     return images
 
 
+def _loose_files(folder: Path) -> list[Path]:
+    """Files beside the class folders, which belong to no class (labels.txt aside)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name != LABELS_FILE)
+
+
 def class_order(root: Path, found: list[str]) -> tuple[str, ...]:
     """The class folders in the order of `labels.txt` if there is one, else sorted by name."""
     path = root / LABELS_FILE
@@ -104,7 +111,7 @@ def scan(root: Path, *, test_fraction: float, split_seed: int) -> Listing:
     if len(found) < 2:
         raise DatasetError(f"{train_root} holds {len(found)} class folder(s), at least 2 are needed; {LAYOUT_HINT}")
     classes = class_order(root, found)
-    ignored: list[Path] = []
+    ignored = _loose_files(train_root) + (_loose_files(root / "test") if train_root != root else [])
     train = {name: _images(train_root / name, ignored) for name in classes}
     _check_not_empty(train, train_root)
     test_root = root / "test"

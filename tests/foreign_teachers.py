@@ -40,7 +40,7 @@ def colour_folder(root: Path, *, train: int = 12, test: int = 4, classes: tuple[
     """`root/train/<colour>/*.png` and `root/test/<colour>/*.png`, images of 8x8 to 12x10 pixels."""
     rng = np.random.default_rng(0)
     for split, count in (("train", train), ("test", test)):
-        for index, name in enumerate(classes):
+        for index, name in enumerate(classes if count else ()):
             folder = root / split / name
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):
@@ -72,10 +72,11 @@ def colour_teacher(
     shape = [batch, 3, h, w] if layout == "NCHW" else [batch, h, w, 3]
     weights = np.zeros((3, classes), dtype=np.float32)
     weights[np.arange(3), np.arange(3)] = 10.0
-    inits = [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.float32(1 / 255), "k")]
+    inits = [numpy_helper.from_array(weights, "w")]
     nodes = []
     x = "image"
     if uint8:
+        inits.append(numpy_helper.from_array(np.float32(1 / 255), "k"))
         nodes += [
             helper.make_node("Cast", [x], ["f"], to=TensorProto.FLOAT),
             helper.make_node("Mul", ["f", "k"], ["s"]),
@@ -116,7 +117,7 @@ def pattern_image(rng: np.random.Generator, pattern: int, size: tuple[int, int])
         3: np.broadcast_to((cols // (period // 2)) % 2 == 0, (h, w)),
     }[pattern]
     fg, bg = rng.integers(130, 256, 3), rng.integers(0, 110, 3)
-    pixels = np.where(on[..., None], fg, bg) + rng.normal(0, 12, (h, w, 3))
+    pixels = np.where(on[..., None], fg, bg) + rng.normal(0, 60, (h, w, 3))
     return np.clip(pixels, 0, 255).astype(np.uint8)
 
 
