@@ -9,7 +9,7 @@ PROFILE ?= default
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 APT_PACKAGES := dataset-fashion-mnist prometheus wrk
 
-.PHONY: help install system-deps train demo serve test lint format clean bench loadtest up down soak
+.PHONY: help install system-deps train distill demo serve test lint format clean bench loadtest up down soak
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,14 @@ system-deps: ## install the Debian packages (Fashion-MNIST, prometheus, wrk) whe
 
 train: install system-deps ## build the model repository (PROFILE=default|quick, MODELS=dir)
 	$(PY) -m distill_training pipeline --profile $(PROFILE) --out $(MODELS) --data-dir $(DATA_DIR)
+
+TEACHER ?=
+DATA ?=
+NAME ?=
+distill: install ## distil your ONNX teacher on your data: TEACHER=model.onnx DATA=dir [NAME=] [PROFILE=] [MODELS=]
+	@test -n "$(TEACHER)" -a -n "$(DATA)" || { echo "usage: make distill TEACHER=model.onnx DATA=folder [NAME=name]" >&2; exit 2; }
+	$(PY) -m distill_training distill --teacher-onnx $(TEACHER) --data $(DATA) --out $(MODELS) --profile $(PROFILE) \
+		$(if $(NAME),--name $(NAME))
 
 demo: train ## train (if needed), serve, load student and teacher with locust, write reports/speedup.md
 	$(PY) -m distill_bench demo --models $(MODELS) --out reports --data-dir $(DATA_DIR)
