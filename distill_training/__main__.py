@@ -126,8 +126,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECTION.FIELD=VALUE",
         help="override one setting, e.g. --set teacher.epochs=5 (repeatable)",
     )
-    common.add_argument("--data-dir", help="IDX files or train.npz/test.npz (default: the Debian Fashion-MNIST)")
-    common.add_argument("--run-dir", help="work directory for checkpoints and caches (default runs/<profile>)")
+    common.add_argument(
+        "--data-dir", help="IDX files, train.npz/test.npz or an image folder (default: the Debian Fashion-MNIST)"
+    )
+    common.add_argument(
+        "--run-dir",
+        help="work directory for checkpoints and caches (default runs/<profile>; distill: runs/NAME-<profile>)",
+    )
 
     def add(name: str, fn: Step, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_, description=help_)

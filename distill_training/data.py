@@ -72,10 +72,17 @@ def _holds_arrays(data_dir: Path) -> bool:
     return idx_found or ((data_dir / "train.npz").is_file() and (data_dir / "test.npz").is_file())
 
 
+def _no_dataset(data_dir: Path) -> DatasetError:
+    if not data_dir.is_dir():
+        return DatasetError(f"dataset directory {data_dir} does not exist; {_fix_hint(data_dir)}")
+    missing = [stem for stem in IDX_FILES.values() if find_idx(data_dir, stem) is None]
+    return DatasetError(f"no dataset in {data_dir} (missing {', '.join(missing)}); {_fix_hint(data_dir)}")
+
+
 def load_raw(data_dir: Path) -> RawSplits:
     """Load IDX files, else train.npz/test.npz, from `data_dir`; raise DatasetError with the fix otherwise."""
     if not data_dir.is_dir():
-        raise DatasetError(f"dataset directory {data_dir} does not exist; {_fix_hint(data_dir)}")
+        raise _no_dataset(data_dir)
     paths = {key: find_idx(data_dir, stem) for key, stem in IDX_FILES.items()}
     if all(paths.values()):
         found = [p for p in paths.values() if p is not None]
@@ -86,8 +93,7 @@ def load_raw(data_dir: Path) -> RawSplits:
         arrays["train_x"], arrays["train_y"] = _load_npz(found[0])
         arrays["test_x"], arrays["test_y"] = _load_npz(found[1])
     else:
-        missing = [stem for key, stem in IDX_FILES.items() if paths[key] is None]
-        raise DatasetError(f"no dataset in {data_dir} (missing {', '.join(missing)}); {_fix_hint(data_dir)}")
+        raise _no_dataset(data_dir)
     for split in ("train", "test"):
         if len(arrays[f"{split}_x"]) != len(arrays[f"{split}_y"]):
             raise DatasetError(f"{data_dir}: {split} images and labels differ in count")
@@ -149,6 +155,8 @@ def class_names(cfg: DataConfig) -> tuple[str, ...]:
     root = Path(cfg.data_dir)
     if root.is_dir() and not _holds_arrays(root) and is_image_folder(root):
         return scan(root, test_fraction=cfg.test_fraction, split_seed=cfg.split_seed).classes
+    if not root.is_dir() or not _holds_arrays(root):
+        raise _no_dataset(root)
     return tuple(cfg.labels)
 
 

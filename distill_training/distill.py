@@ -57,6 +57,8 @@ def model_base_name(args: argparse.Namespace) -> str:
 
 def overrides(args: argparse.Namespace) -> dict[str, str]:
     """The settings the flags give, the model names, and a run and report folder of this teacher's own."""
+    if not args.teacher_onnx or not args.data:
+        raise ConfigError("--teacher-onnx and --data need a path: your .onnx file and your image folder")
     name = model_base_name(args)
     if not NAME_PATTERN.match(f"{name}-teacher"):
         raise ConfigError(f"--name {name!r} must be letters, digits, '_', '.' or '-' (at most 55), starting alnum")

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from distill_training.config import DataConfig, OnnxTeacherConfig
+from distill_training.data import target_shape
 from modelrepo.card import OutputKind, Preprocessing, TensorSpec
 from modelrepo.datatypes import NUMPY_DTYPES, from_onnx
 from modelrepo.layout import sha256_file
@@ -80,7 +81,7 @@ def as_logits(scores: np.ndarray, kind: OutputKind) -> np.ndarray:
 
 def _session(path: Path) -> ort.InferenceSession:
     if not path.is_file():
-        raise OnnxTeacherError(f"teacher file {path} does not exist: pass the .onnx file of your classifier")
+        raise OnnxTeacherError(f"teacher file {path} does not exist or is not a file: pass your classifier's .onnx")
     try:
         return open_session(path)
     except Exception as err:  # onnxruntime raises several unrelated types for a file it cannot load
@@ -140,6 +141,7 @@ def _input(
     session: ort.InferenceSession, given: dict[str, Any], data: DataConfig
 ) -> tuple[ort.NodeArg, str, tuple[int, int, int]]:
     """The input's NodeArg, layout and (C, H, W); a clear error for anything the card cannot describe."""
+    target_shape(data)  # a bad data.channels or data.image_size is the data's error, named as such
     inputs = session.get_inputs()
     if len(inputs) != 1:
         raise OnnxTeacherError(

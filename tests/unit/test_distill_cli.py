@@ -75,3 +75,19 @@ def test_a_name_that_cannot_name_a_model_is_refused(
     assert "--name 'my teacher!' must be letters" in refused(
         capsys, distill(tmp_path, teacher, "--name", "my teacher!")
     )
+
+
+def test_a_missing_data_folder_is_named_before_the_teacher_is_compared_with_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    teacher = save(colour_teacher(), tmp_path / "teacher.onnx")
+    line = refused(capsys, distill(tmp_path, teacher))  # tmp_path / "data" was never written
+    assert "dataset directory" in line and "does not exist" in line and "class scores" not in line
+
+
+@pytest.mark.parametrize(("size", "message"), [("0x5", "two positive sizes"), ("axb", "image_size: invalid literal")])
+def test_a_bad_size_is_refused(
+    tmp_path: Path, folder: Path, capsys: pytest.CaptureFixture[str], size: str, message: str
+) -> None:
+    teacher = save(colour_teacher(size=("h", "w")), tmp_path / "open-size.onnx")
+    assert message in refused(capsys, distill(tmp_path, teacher, "--size", size))
