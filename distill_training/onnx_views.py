@@ -89,9 +89,10 @@ def _computed(cfg: PipelineConfig, data: Dataset, teacher: OnnxTeacher) -> tuple
     scores = teacher.scores(pixels[sample], batch_size=batch)
     ratio = cfg.onnx_teacher.min_chance_ratio
     check_agreement(teacher, as_logits(scores, output_kind(scores)), labels[sample], data.labels, ratio)
-    if cfg.student.hflip_view:
-        pixels = np.concatenate([pixels, pixels[..., ::-1]])  # the mirror images, as training_views orders them
-    scores = teacher.scores(pixels, batch_size=batch, desc="teacher outputs (onnxruntime)")
+    views = {"teacher outputs (onnxruntime)": pixels}
+    if cfg.student.hflip_view:  # the mirror images, after the originals as training_views orders them
+        views["teacher outputs, mirrored"] = pixels[..., ::-1]
+    scores = np.concatenate([teacher.scores(p, batch_size=batch, desc=desc) for desc, p in views.items()])
     kind = output_kind(scores)
     logits = torch.from_numpy(as_logits(scores, kind))  # (N, K)
     if not torch.isfinite(logits).all():
