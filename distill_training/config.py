@@ -34,10 +34,10 @@ class DataConfig:
     train_limit: int = 0  # 0 = all of train; the quick profile trains on a subset
     split_seed: int = 0
     test_fraction: float = 0.2  # an image folder without test/: this share of each class, seeded, is the test split
-    image_size: tuple[
-        int, ...
-    ] = ()  # (height, width) every image is resized to; () = the data's own (or the teacher's)
-    channels: int = 0  # 1 (greyscale) or 3 (RGB) every image is converted to; 0 = the data's own (or the teacher's)
+    # Every image converted to `channels` (1 greyscale, 3 RGB) and resized to `image_size` (height, width); 0 and
+    # () keep the data's own. An image folder needs both; `distill` sets them to the teacher's input.
+    image_size: tuple[int, ...] = ()
+    channels: int = 0
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ class OnnxTeacherConfig:
     mean: tuple[float, ...] = ()  # one value, or one per channel; empty: 0 (normalisation inside the graph)
     std: tuple[float, ...] = ()  # empty: 1
     output: str = ""  # the output holding the class scores; empty: the graph's first
-    batch_size: int = 128  # rows per onnxruntime run (a graph with a fixed batch runs batches of that size)
+    batch_size: int = 128  # rows per onnxruntime run (a graph whose batch is fixed at 1 runs row by row)
     min_chance_ratio: float = 1.5  # refuse a teacher whose accuracy on train is below this many times chance
 
 

@@ -72,6 +72,11 @@ def _holds_arrays(data_dir: Path) -> bool:
     return idx_found or ((data_dir / "train.npz").is_file() and (data_dir / "test.npz").is_file())
 
 
+def _is_folder_source(data_dir: Path) -> bool:
+    """An image folder, and no IDX or NPZ files beside its sub-folders (those win)."""
+    return data_dir.is_dir() and not _holds_arrays(data_dir) and is_image_folder(data_dir)
+
+
 def _no_dataset(data_dir: Path) -> DatasetError:
     if not data_dir.is_dir():
         return DatasetError(f"dataset directory {data_dir} does not exist; {_fix_hint(data_dir)}")
@@ -134,7 +139,7 @@ def read_splits(cfg: DataConfig, cache_dir: Path | None = None) -> RawSplits:
     image converted to the configured channels and size."""
     root = Path(cfg.data_dir)
     channels, size = target_shape(cfg)
-    if root.is_dir() and not _holds_arrays(root) and is_image_folder(root):
+    if _is_folder_source(root):
         if channels is None or size is None:
             raise DatasetError(
                 f"{root} is an image folder: give the size its images become, --set data.image_size=H,W and "
@@ -153,7 +158,7 @@ def read_splits(cfg: DataConfig, cache_dir: Path | None = None) -> RawSplits:
 def class_names(cfg: DataConfig) -> tuple[str, ...]:
     """The classes the data will have, read without decoding any image: an image folder's, else `cfg.labels`."""
     root = Path(cfg.data_dir)
-    if root.is_dir() and not _holds_arrays(root) and is_image_folder(root):
+    if _is_folder_source(root):
         return scan(root, test_fraction=cfg.test_fraction, split_seed=cfg.split_seed).classes
     if not root.is_dir() or not _holds_arrays(root):
         raise _no_dataset(root)

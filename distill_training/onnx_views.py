@@ -9,6 +9,7 @@ know where their teacher came from. Probabilities become log-probabilities for t
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,7 @@ def _read(path: Path, shape: tuple[int, int]) -> tuple[torch.Tensor | None, dict
     try:
         logits = torch.load(path, weights_only=True)
         facts = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError, RuntimeError):
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError):  # missing or half-written
         return None, {}
     if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != shape or "output_kind" not in facts:
         return None, {}
