@@ -10,6 +10,7 @@ Its outputs may be logits or probabilities (a graph ending in softmax): `output_
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -92,19 +93,41 @@ def _session(path: Path) -> ort.InferenceSession:
         ) from None
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    """`<stem>.json` next to the teacher, checked key by key; {} when there is none."""
+    sidecar = path.with_suffix(".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        given = json.loads(sidecar.read_text())
+    except ValueError as err:
+        raise OnnxTeacherError(f"{sidecar} is not valid JSON: {err}") from None
+    if not isinstance(given, dict) or set(given) - set(SIDECAR_KEYS):
+        raise OnnxTeacherError(f"{sidecar} must be a JSON object with keys among {', '.join(SIDECAR_KEYS)}")
+    for key in ("mean", "std"):
+        if key in given and not isinstance(given[key], list):
+            given[key] = [given[key]]
+    numbers_ok = all(_number(v) for key in ("mean", "std") for v in given.get(key, []))
+    strings_ok = all(isinstance(given.get(key, ""), str) for key in ("layout", "output"))
+    if not numbers_ok or not _number(given.get("scale", 0)) or not strings_ok:
+        raise OnnxTeacherError(
+            f"{sidecar}: mean and std must be numbers (one, or one per channel), scale a number, layout and "
+            "output strings"
+        )
+    return given
+
+
 def _given(cfg: OnnxTeacherConfig, path: Path) -> dict[str, Any]:
     """The sidecar's settings, overridden by those the config sets."""
-    sidecar = path.with_suffix(".json")
-    given: dict[str, Any] = {}
-    if sidecar.is_file():
-        try:
-            given = json.loads(sidecar.read_text())
-        except ValueError as err:
-            raise OnnxTeacherError(f"{sidecar} is not valid JSON: {err}") from None
-        if not isinstance(given, dict) or set(given) - set(SIDECAR_KEYS):
-            raise OnnxTeacherError(f"{sidecar} must be a JSON object with keys among {', '.join(SIDECAR_KEYS)}")
     flags = {"layout": cfg.layout, "scale": cfg.scale, "mean": list(cfg.mean), "std": list(cfg.std)}
-    return given | {key: value for key, value in (flags | {"output": cfg.output}).items() if value}
+    given = _sidecar(path) | {key: value for key, value in (flags | {"output": cfg.output}).items() if value}
+    if not all(_number(v) for key in ("mean", "std") for v in given.get(key, [])) or not _number(given.get("scale", 0)):
+        raise OnnxTeacherError("--mean, --std and --scale must be finite numbers")
+    return given
 
 
 def _fixed(dim: Any) -> int | None:

@@ -98,6 +98,8 @@ def test_a_dynamic_size_is_taken_from_the_data_and_a_fixed_one_must_agree(tmp_pa
         ({"size": (3, 3)}, {}, "cannot tell whether .* NCHW or NHWC: pass --layout"),
         ({}, {"output": "features"}, "no output 'features'; its outputs are \\['logits'\\]"),
         ({}, {"std": (1.0, 2.0)}, "std has 2 values for 3 channels"),
+        ({}, {"mean": (float("nan"),)}, "must be finite numbers"),
+        ({}, {"std": (0.0,)}, "std values must be positive"),
     ],
 )
 def test_what_cannot_be_used_is_a_clear_error(
@@ -105,6 +107,14 @@ def test_what_cannot_be_used_is_a_clear_error(
 ) -> None:
     cfg = OnnxTeacherConfig(path=teacher(tmp_path, **variant).path, **config)
     with pytest.raises(OnnxTeacherError, match=message):
+        open_teacher(cfg, NO_SIZE)
+
+
+@pytest.mark.parametrize("sidecar", ['{"mean": "0.5"}', '{"scale": null}', '{"std": [1, true]}', "[1, 2]", "{mean"])
+def test_a_sidecar_that_cannot_be_right_is_a_clear_error(tmp_path: Path, sidecar: str) -> None:
+    cfg = teacher(tmp_path, "net.onnx")
+    (tmp_path / "net.json").write_text(sidecar)
+    with pytest.raises(OnnxTeacherError, match=r"net\.json"):
         open_teacher(cfg, NO_SIZE)
 
 
