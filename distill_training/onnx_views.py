@@ -57,8 +57,9 @@ def check_agreement(
     raise OnnxTeacherError(
         f"the teacher {teacher.path} agrees with the labels on only {accuracy:.1%} of {len(labels)} training "
         f"images (chance is {1 / len(names):.1%}, at least {ratio:g}x chance is needed): it is the wrong model, its "
-        "classes are in another order than the data's (folders sort by name unless DIR/labels.txt lists them in "
-        f"output order), or it expects other preprocessing (--mean, --std, --scale, --layout).{hint}"
+        "classes are in another order than the data's (an image folder's sort by name unless DIR/labels.txt "
+        "lists them in output order; IDX and NPZ labels index data.labels), or it expects other preprocessing "
+        f"(--mean, --std, --scale, --layout).{hint}"
     )
 
 
