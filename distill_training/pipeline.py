@@ -25,6 +25,7 @@ from distill_training.export import TEACHER_METHOD, Published, publish
 from distill_training.latency import measure_latency
 from distill_training.logits_cache import Views, cached_views
 from distill_training.report import Row, build_rows, environment, write_report
+from distill_training.samples import write_samples
 from distill_training.staleness import digest
 from distill_training.train import (
     StudentResult,
@@ -177,6 +178,7 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
                 source=result.weights,
                 config=training | {"selected": _selection(result, cfg.student.seeds)},
             )
+        write_samples(data, repo, cfg.data.data_dir)  # real test images and their labels, for people to try
         return out
 
     return timed(ctx, "export", run)
