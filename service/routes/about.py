@@ -9,9 +9,9 @@ from starlette.responses import FileResponse
 
 from service import cards, live, samples
 from service.routes.deps import Plane
-from service.schemas import ModelsOverview, SampleList, Stats, documents, errors
+from service.schemas import READ_ERRORS, ModelsOverview, SampleList, Stats, documents
 
-router = APIRouter(prefix="/v1", tags=["about"], responses=errors(503, 504))
+router = APIRouter(prefix="/v1", tags=["about"], responses=READ_ERRORS)
 
 
 @router.get("/models", **documents(ModelsOverview))
@@ -29,7 +29,7 @@ async def sample_list(plane: Plane) -> dict[str, Any]:
 @router.get(
     "/samples/{file}",
     response_class=FileResponse,
-    responses={200: {"content": {"image/png": {}}, "description": "the PNG"}, **errors(404)},
+    responses={200: {"content": {"image/png": {}}, "description": "the PNG"}},
 )
 async def sample_file(plane: Plane, file: str) -> FileResponse:
     """One sample image, by the name `/v1/samples` lists."""

@@ -60,9 +60,10 @@ def page(browser: Any, server: Server) -> Iterator[Watched]:
         yield seen
 
 
-def png_file(folder: Path, pixels: np.ndarray, name: str) -> Path:
+def image_file(folder: Path, pixels: np.ndarray, name: str) -> Path:
+    """A PNG or (by its suffix) JPEG of these pixels."""
     path = folder / name
-    Image.fromarray(pixels).save(path, format="PNG")
+    Image.fromarray(pixels).save(path, format="JPEG" if path.suffix == ".jpg" else "PNG")
     return path
 
 
@@ -101,20 +102,34 @@ def test_the_page_loads_cleanly_and_asks_nothing_but_this_server(
     assert any(u.endswith("/v1/stats") for u in page.urls)
 
 
-def test_an_uploaded_png_shows_both_answers_as_the_api_gives_them(
-    page: Watched, server: Server, tmp_path: Path
-) -> None:
+def test_uploaded_images_show_both_answers_as_the_api_gives_them(page: Watched, server: Server, tmp_path: Path) -> None:
     images, _ = load_test_split()
-    path = png_file(tmp_path, images[100], "upload.png")  # a test image that is not a sample
-    page.page.set_input_files("#files", str(path))
-    page.page.wait_for_selector(".result")
-    answer = httpx.post(f"{server.url}/v1/compare", files={"files": ("upload.png", path.read_bytes())}).json()
-    for side in ("a", "b"):
-        assert shown_side(page.page, answer[side]["model"]) == api_side(answer[side])
+    paths = [image_file(tmp_path, images[100], "upload.png"), image_file(tmp_path, images[101], "photo.jpg")]
+    page.page.set_input_files("#files", [str(p) for p in paths])  # test images that are not samples
+    page.page.wait_for_function("() => document.querySelectorAll('.result').length === 2")
+    files = [("files", (p.name, p.read_bytes())) for p in paths]
+    answer = httpx.post(f"{server.url}/v1/compare", files=files).json()
+    for row in range(2):
+        for side in ("a", "b"):
+            assert shown_side(page.page, answer[side]["model"], row) == api_side(answer[side], row)
     assert page.page.locator(".result .true-label").count() == 0  # an upload's true label is unknown
-    cascade = page.page.locator(".result .cascade").inner_text()
+    cascade = page.page.locator(".result .cascade").first.inner_text()
     assert re.match(r"Cascade at 0\.\d\d: the (student answers|student is unsure, the teacher answers)", cascade)
     assert page.errors == [] and page.foreign_requests(server.url) == []
+
+
+def test_a_dropped_image_is_answered(page: Watched, server: Server, tmp_path: Path) -> None:
+    path = image_file(tmp_path, load_test_split()[0][102], "dropped.png")
+    drop = """async ([name, bytes]) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], name, { type: "image/png" }));
+        document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", { dataTransfer: transfer }));
+    }"""
+    page.page.evaluate(drop, [path.name, list(path.read_bytes())])
+    page.page.wait_for_selector(".result")
+    answer = httpx.post(f"{server.url}/v1/compare", files={"files": (path.name, path.read_bytes())}).json()
+    assert shown_side(page.page, STUDENT) == api_side(answer["student"])
+    assert page.page.locator(".result figcaption .file").inner_text() == "dropped.png"
 
 
 def test_a_sample_shows_its_true_label_and_whether_each_model_got_it(page: Watched, quick_build: Path) -> None:
