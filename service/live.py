@@ -1,5 +1,5 @@
-"""`GET /v1/stats`: the service's own metrics as JSON, read from the same exposition as `/metrics` (so with
-several workers it is their sum).
+"""`GET /v1/stats`: the service's own metrics as JSON, from the same scrape as `/metrics` (so with several workers
+it is their sum).
 
 Every figure is cumulative since the service started, as in Prometheus: a reader takes two snapshots and divides
 their differences by the time between them (requests/s, p50/p99 over that window, agreement, accuracy), as
@@ -13,7 +13,6 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from service.metrics import Metrics
@@ -24,7 +23,7 @@ COMPUTE = "distill_inference_duration_seconds"
 
 def _samples(metrics: Metrics) -> Samples:
     found: Samples = defaultdict(list)
-    for family in text_string_to_metric_families(metrics.exposition().decode()):
+    for family in metrics.families():
         for sample in family.samples:
             found[sample.name].append(sample)
     return found

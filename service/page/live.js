@@ -138,7 +138,7 @@ export class LivePanel {
       return;
     }
     try {
-      const snap = await getJson("/v1/stats");
+      const snap = await getJson("v1/stats");
       this.snapshots.push(snap);
       this.snapshots = this.snapshots.filter((s) => s.time >= snap.time - WINDOW_S - POLL_MS / 1000);
       const then = this.snapshots.find((s) => s !== snap && s.time >= snap.time - WINDOW_S) ?? null;

@@ -36,7 +36,7 @@ async function start() {
   tryPanel.loadSamples();
   for (;;) {
     try {
-      const overview = await getJson("/v1/models");
+      const overview = await getJson("v1/models");
       renderCards($("models"), overview);
       tryPanel.setModels(overview);
       live.start(overview);

@@ -80,6 +80,11 @@ function summary(compared, count) {
   );
 }
 
+// Relative to the page, as every URL here: the page works behind a proxy that serves it under a path prefix.
+function sampleUrl(sample) {
+  return `v1/samples/${encodeURIComponent(sample.file)}`;
+}
+
 async function fetchBlob(url) {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url} answered ${response.status}`);
@@ -138,13 +143,13 @@ export class TryPanel {
 
   async loadSamples() {
     try {
-      const listed = await getJson("/v1/samples");
+      const listed = await getJson("v1/samples");
       this.samples = listed.samples;
       const buttons = listed.samples.map((s) =>
         h(
           "button",
           { type: "button", class: "sample", "aria-label": `Test image ${s.file}, true label ${s.label}`, onclick: () => this.useSamples([s]) },
-          h("img", { src: s.url, alt: "", width: 56, height: 56 }),
+          h("img", { src: sampleUrl(s), alt: "", width: 48, height: 48 }),
           h("span", { text: s.label }),
         ),
       );
@@ -163,7 +168,7 @@ export class TryPanel {
 
   async useSamples(samples) {
     try {
-      const blobs = await Promise.all(samples.map((s) => fetchBlob(s.url)));
+      const blobs = await Promise.all(samples.map((s) => fetchBlob(sampleUrl(s))));
       const truth = (s) => ({ label: s.label, class_index: s.class_index });
       this.setImages(samples.map((s, i) => ({ name: s.file, blob: blobs[i], truth: truth(s) })));
     } catch (err) {
@@ -185,7 +190,7 @@ export class TryPanel {
     this.el.results.setAttribute("aria-busy", "true");
     const query = new URLSearchParams({ a: this.el.a.value, b: this.el.b.value });
     const [compared] = await Promise.allSettled([
-      postForm(`/v1/compare?${query}`, imagesForm(this.images, true)),
+      postForm(`v1/compare?${query}`, imagesForm(this.images, true)),
       this.askCascade(run),
     ]);
     if (run !== this.run) return;
@@ -198,7 +203,7 @@ export class TryPanel {
     const query = new URLSearchParams({ route: "cascade", threshold: this.threshold.toFixed(2) });
     let cascade;
     try {
-      cascade = await postForm(`/v1/classify?${query}`, imagesForm(this.images, false));
+      cascade = await postForm(`v1/classify?${query}`, imagesForm(this.images, false));
     } catch (err) {
       cascade = { error: describeError(err) };
     }

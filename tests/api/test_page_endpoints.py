@@ -59,13 +59,15 @@ def test_the_page_and_every_asset_it_names_are_served_with_a_same_origin_policy(
         response = client.get(f"/page/{asset}")
         assert response.status_code == 200 and response.headers["content-type"].startswith(media_type), asset
         texts[asset] = response.text
-    referenced = set(re.findall(r"/page/([\w.-]+)", page.text))
+    referenced = set(re.findall(r"page/([\w.-]+)", page.text))
     imported = {m for text in texts.values() for m in re.findall(r'from "\./([\w.-]+)"', text)}
     assert referenced | imported <= set(ASSETS), "the page loads a file the server does not serve"
     shipped = {p.name for p in PAGE_DIR.iterdir()} - {"index.html"}
     assert shipped == set(ASSETS), "a file in service/page/ is not served, or a served one is missing"
     for name, text in texts.items():
         assert not re.findall(r"(?:https?:)?//[\w.-]+", text.replace(SVG_NAMESPACE, "")), f"{name} names a URL"
+        # relative to the page, so that a proxy may serve it under a path prefix
+        assert not re.findall(r"""["'`(]/(?:v1|v2|page|docs|metrics)\b""", text), f"{name} has an absolute path"
 
 
 @pytest.mark.parametrize("asset", ["app.py", "..%2Fapp.py", "..%2F..%2Fpyproject.toml", "index.html", "nope.js"])
