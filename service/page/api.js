@@ -21,14 +21,23 @@ async function answer(response) {
   return body;
 }
 
-async function request(path, init) {
-  let response;
+async function reach(path, init) {
   try {
-    response = await fetch(path, { ...init, headers: { accept: "application/json" } });
+    return await fetch(path, init);
   } catch (err) {
     throw new ApiError(0, `cannot reach the service (${err.message}); is it still running?`);
   }
-  return answer(response);
+}
+
+async function request(path, init) {
+  return answer(await reach(path, { ...init, headers: { accept: "application/json" } }));
+}
+
+/** A file the service serves (a sample image), as a Blob. */
+export async function getBlob(path) {
+  const response = await reach(path, { method: "GET" });
+  if (!response.ok) await answer(response); // throws with the API's message
+  return response.blob();
 }
 
 export function getJson(path) {

@@ -1,6 +1,6 @@
 // Pick images (upload, drop or a sample), ask models A and B (POST /v1/compare?a=&b=) and the cascade
 // (POST /v1/classify?route=cascade&threshold=), and show both answers side by side.
-import { describeError, getJson, imagesForm, postForm } from "./api.js";
+import { describeError, getBlob, getJson, imagesForm, postForm } from "./api.js";
 import { h, millis, percent, times } from "./format.js";
 
 const SLIDER_SETTLE_MS = 200; // ask the cascade again once the slider rests
@@ -85,12 +85,6 @@ function sampleUrl(sample) {
   return `v1/samples/${encodeURIComponent(sample.file)}`;
 }
 
-async function fetchBlob(url) {
-  const response = await fetch(url);
-  if (!response.ok) throw new Error(`${url} answered ${response.status}`);
-  return response.blob();
-}
-
 export class TryPanel {
   constructor(elements) {
     this.el = elements; // results, a, b, threshold, thresholdValue, files, dropzone, samples, allSamples
@@ -168,7 +162,7 @@ export class TryPanel {
 
   async useSamples(samples) {
     try {
-      const blobs = await Promise.all(samples.map((s) => fetchBlob(sampleUrl(s))));
+      const blobs = await Promise.all(samples.map((s) => getBlob(sampleUrl(s))));
       const truth = (s) => ({ label: s.label, class_index: s.class_index });
       this.setImages(samples.map((s, i) => ({ name: s.file, blob: blobs[i], truth: truth(s) })));
     } catch (err) {

@@ -161,6 +161,20 @@ def test_a_file_that_is_not_an_image_shows_the_apis_error(page: Watched, server:
     assert all("status of 422" in e for e in page.errors), page.errors  # chromium logs each refused request
 
 
+def test_a_stopped_service_is_said_so_not_a_blank_page(browser: Any, model_repo: Path, tmp_path: Path) -> None:
+    with watched_page(browser) as seen:
+        with run_service(model_repo, tmp_path / "service.log") as tiny:  # tiny models, no sample images
+            seen.page.goto(tiny.url + "/")
+            seen.page.wait_for_selector("#status.pill-ok")
+            assert "no sample images" in seen.page.locator("#samples").inner_text()
+        image = image_file(tmp_path, load_test_split()[0][0], "late.png")
+        seen.page.set_input_files("#files", str(image))
+        error = seen.page.wait_for_selector(".results .error").inner_text()
+        assert error.startswith("cannot reach the service")
+        seen.page.wait_for_selector("#live .error")
+        assert seen.page.locator("article.card").count() == 2
+
+
 def test_the_live_panel_moves_with_traffic(page: Watched, server: Server) -> None:
     rps = page.page.locator('[data-figure="rps"] .value')
     before = rps.inner_text()
@@ -209,6 +223,12 @@ def test_the_live_figures_are_what_prometheus_would_compute(page: Watched, serve
         assert shown["models"][STUDENT]["compute"][key] == pytest.approx(expected)
     answered = sum(last["endpoints"].values()) - sum(first["endpoints"].values())
     assert shown["rps"] == pytest.approx(answered / (last["time"] - first["time"]))
+    first_poll = page.page.evaluate(  # one snapshot yet: no rate, and quantiles over all time
+        "async ([now, pair]) => (await import('/page/live.js')).figures(now, null, pair)", [last, pair]
+    )
+    assert first_poll["rps"] is None and first_poll["models"][STUDENT]["compute"]["allTime"] is True
+    all_time = prometheus_quantile(0.5, now["buckets"], now["count"])
+    assert first_poll["models"][STUDENT]["compute"]["p50"] == pytest.approx(all_time)
     cases = [(0.5, [[1.0, 0.0], [2.0, 4.0], [4.0, 4.0]], 4.0), (0.99, [[1.0, 1.0]], 3.0), (0.5, [[1.0, 0.0]], 0.0)]
     got = page.page.evaluate(
         "async (cases) => { const m = await import('/page/live.js');"
