@@ -26,6 +26,7 @@ from distill_training.logits_cache import Views, cached_views
 from distill_training.onnx_teacher_card import publish_onnx_teacher
 from distill_training.onnx_views import onnx_cached_views, teacher_facts
 from distill_training.report import Row, build_rows, environment, write_report
+from distill_training.samples import write_samples
 from distill_training.staleness import digest
 from distill_training.train import (
     StudentResult,
@@ -165,6 +166,7 @@ def export_all(ctx: Context, repo: Path) -> dict[str, Published]:
                 source=result.weights,
                 config=training | {"selected": _selection(result, cfg.student.seeds)},
             )
+        write_samples(data, repo, cfg.data.data_dir)  # real test images and their labels, for people to try
         return out
 
     return timed(ctx, "export", run)

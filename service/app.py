@@ -23,7 +23,7 @@ from service.fastpath import InferFastPath
 from service.guard import RequestGuard
 from service.metrics import Metrics
 from service.repository import ModelRegistry
-from service.routes import friendly, v2
+from service.routes import about, friendly, page, v2
 from service.schemas import document_fast_path
 from service.settings import Settings
 from service.shutdown import drain_on_signal
@@ -96,5 +96,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(v2.router)
     app.include_router(friendly.router)
+    app.include_router(about.router)
+    app.include_router(page.router)
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
     return app

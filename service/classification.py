@@ -122,26 +122,35 @@ class Classifier:
             "compute_ms": compute_s * 1e3,
         }
 
-    async def compare(self, batch: PixelBatch) -> dict[str, Any]:
-        student, teacher = self.registry.by_role("student"), self.registry.by_role("teacher")
-        (s_probs, s_result), (t_probs, t_result) = await asyncio.gather(
-            self._probs(student, batch), self._probs(teacher, batch)
+    async def compare(self, batch: PixelBatch, a: str | None = None, b: str | None = None) -> dict[str, Any]:
+        """Two models on the same rows: `a` (default the student) and `b` (default the teacher). Agreement counts
+        in the metrics when one is a student and the other a teacher, whose sides the answer also names."""
+        first = self.registry.get(a) if a is not None else self.registry.by_role("student")
+        second = self.registry.get(b) if b is not None else self.registry.by_role("teacher")
+        (a_probs, a_result), (b_probs, b_result) = await asyncio.gather(
+            self._probs(first, batch), self._probs(second, batch)
         )
-        agree = (s_probs.argmax(axis=1) == t_probs.argmax(axis=1)).tolist()
-        self.metrics.count_agreement(student.name, teacher.name, agree)
-        student_ms, teacher_ms = s_result.compute_s * 1e3, t_result.compute_s * 1e3
+        a_labels, b_labels = np.asarray(first.card.labels), np.asarray(second.card.labels)
+        agree = (a_labels[a_probs.argmax(axis=1)] == b_labels[b_probs.argmax(axis=1)]).tolist()  # by class name
+        sides = {"a": _side(first, a_probs, a_result), "b": _side(second, b_probs, b_result)}
+        roles = {first.card.role: "a", second.card.role: "b"}
+        if set(roles) == {"student", "teacher"}:
+            student, teacher = (first, second) if roles["student"] == "a" else (second, first)
+            self.metrics.count_agreement(student.name, teacher.name, agree)
+            sides |= {role: sides[side] for role, side in roles.items()}
+        a_ms, b_ms = sides["a"]["compute_ms"], sides["b"]["compute_ms"]
         return {
-            "teacher": {
-                "model": teacher.name,
-                "predictions": predictions(t_probs, teacher.card.labels, [teacher.name] * len(t_probs)),
-                "compute_ms": teacher_ms,
-            },
-            "student": {
-                "model": student.name,
-                "predictions": predictions(s_probs, student.card.labels, [student.name] * len(s_probs)),
-                "compute_ms": student_ms,
-            },
-            "speedup": teacher_ms / student_ms if student_ms > 0 else None,
+            **sides,
+            "speedup": b_ms / a_ms if a_ms > 0 else None,
             "agreement": sum(agree) / len(agree),
             "agree": agree,
         }
+
+
+def _side(model: ServedModel, probs: np.ndarray, result: RunResult) -> dict[str, Any]:
+    return {
+        "model": model.name,
+        "role": model.card.role,
+        "predictions": predictions(probs, model.card.labels, [model.name] * len(probs)),
+        "compute_ms": result.compute_s * 1e3,
+    }

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from modelrepo.card import ModelCard
@@ -103,13 +103,21 @@ class Metrics:
         )  # fmt: skip
         self._request_children: dict[tuple[str, str], Histogram] = {}  # `labels()` costs a lock and a lookup
 
-    def exposition(self) -> bytes:
-        """The text format of a scrape: this registry, or the totals of every worker process."""
+    def _scraped(self) -> CollectorRegistry:
+        """What a scrape reads: this registry, or the totals of every worker process."""
         if self.multiprocess_dir is None:
-            return generate_latest(self.registry)
+            return self.registry
         merged = CollectorRegistry()  # fresh per scrape: the collector reads every worker's files each time
         MultiProcessCollector(merged, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
-        return generate_latest(merged)
+        return merged
+
+    def exposition(self) -> bytes:
+        """The text format of a scrape."""
+        return generate_latest(self._scraped())
+
+    def families(self) -> list[Metric]:
+        """The metric families of a scrape, as `exposition` writes them, without the text in between."""
+        return list(self._scraped().collect())
 
     def process_stopped(self) -> None:
         """A stopped worker's card gauges leave the totals; its counters and histograms stay in them."""

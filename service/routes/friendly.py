@@ -1,4 +1,4 @@
-"""Friendly endpoints for people and curl: classify images or pixel arrays, compare teacher and student."""
+"""Friendly endpoints for people and curl: classify images or pixel arrays, compare two models."""
 
 from __future__ import annotations
 
@@ -61,11 +61,17 @@ async def classify(
 
 
 @router.post("/compare", openapi_extra=_BODY_DOC, **documents(Compared))
-async def compare(request: Request, plane: Plane) -> dict[str, Any]:
-    """Teacher and student on the same input: both answers, both compute times, speedup and agreement."""
+async def compare(
+    request: Request,
+    plane: Plane,
+    a: Annotated[str | None, Query(description="a served model by name (default: the student)")] = None,
+    b: Annotated[str | None, Query(description="the model to compare it with (default: the teacher)")] = None,
+) -> dict[str, Any]:
+    """Two models on the same input (the student and the teacher by default): both answers, both compute times,
+    the speedup of `a` over `b` and their agreement; `student` and `teacher` name the sides of such a pair."""
     started = time.perf_counter()
     try:
         batch = await read_pixel_batch(request, plane.settings)
-        return await plane.classifier.compare(batch)
+        return await plane.classifier.compare(batch, a, b)
     finally:
         plane.metrics.observe_request("compare", "compare", started)

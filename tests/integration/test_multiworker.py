@@ -1,4 +1,4 @@
-"""Several uvicorn workers (`DISTILL_WORKERS=2`): `/metrics`, whichever worker answers the scrape, reports the
+"""Several uvicorn workers (`DISTILL_WORKERS=2`): `/metrics` and `/v1/stats`, whichever worker answers, report the
 totals of all workers exactly, and the card gauges once per model (not once per worker)."""
 
 from __future__ import annotations
@@ -98,6 +98,8 @@ def test_metrics_sum_every_worker(multi_server: tuple[Server, Path], model_repo:
         assert total(samples, "distill_inference_requests_total", model=STUDENT) == sent
         assert total(samples, "distill_inference_duration_seconds_count", model=STUDENT) > 0
         assert total(samples, "distill_request_duration_seconds_count", model=STUDENT) == sent
+        stats = httpx.get(f"{server.url}/v1/stats", timeout=10).json()  # the web page's view: the same totals
+        assert stats["models"][STUDENT]["requests"]["success"] == sent and stats["endpoints"]["infer"] == sent
 
     samples = scrape(server.url)
     for name in ("tiny-student", "tiny-teacher"):
