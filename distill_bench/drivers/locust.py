@@ -16,6 +16,7 @@ from modelrepo.dataset import DEFAULT_DATA_DIR
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "deploy" / "locust" / "locustfile.py"
 # Points of the latency CDF read from locust's response-time histogram, as fractions.
 PERCENTILES = (0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
+RAMP_S = 1  # locust's run time beyond a paced load's measured seconds: starting its users
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,8 @@ def paced_command(host: str, prefix: Path, load: PacedLoad) -> tuple[list[str], 
     """The locust command line and the environment it adds, writing `<prefix>.json` and `<prefix>_*.csv`."""
     users = str(load.users)
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host]
-    command += ["--users", users, "--spawn-rate", users, "--run-time", f"{load.duration_s}s", "--stop-timeout", "5"]
+    run_time = f"{load.duration_s + RAMP_S}s"  # the statistics start once every user has started
+    command += ["--users", users, "--spawn-rate", users, "--run-time", run_time, "--stop-timeout", "5"]
     command += ["--reset-stats", "--only-summary", "--csv", str(prefix), "--json-file", str(prefix)]
     command += ["--data-dir", load.data_dir, "--tags", *load.tags, *load.options]
     if load.processes > 1:

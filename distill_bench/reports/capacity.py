@@ -39,8 +39,9 @@ def headline(run: CapacityRun) -> str:
         return f"Capacity at {slo}: see the table (fewer than two targets to compare)."
     fast, slow = (capacity(s, run) for s in pair)
     ratio = fast.per_s / slow.per_s if slow.per_s > 0 else math.nan
-    if math.isnan(ratio):
-        verdict = f"no ratio: {pair[1].target.name} met the objective at no rate"
+    if not fast.per_s or not slow.per_s:
+        nowhere = [s.target.name for s, c in zip(pair, (fast, slow), strict=True) if not c.per_s]
+        verdict = f"no ratio: {' and '.join(nowhere)} met the objective at no rate tried"
     elif slow.lower_bound and fast.lower_bound:
         verdict = f"{ratio:.2f}x as measured, but both figures are lower bounds"
     elif slow.lower_bound:
@@ -69,7 +70,9 @@ def _summary(run: CapacityRun) -> list[str]:
         value, step = capacity(search, run), capacity(search, run).step
         note = value.why if value.lower_bound else STOPS[search.stopped]
         if step is None:
-            lines.append(f"| {search.target.label} | 0 | - | - | - | - | - | {len(search.steps)} | {note} |")
+            lines.append(
+                f"| {search.target.label} | {_rate(value)} | - | - | - | - | - | {len(search.steps)} | {note} |"
+            )
             continue
         if judge(step, run).contended:
             note += f"; other processes used {step.other_cores:.2f} cores meanwhile"
@@ -96,9 +99,11 @@ def setup(run: CapacityRun) -> str:
         f"x{s.growth:g} while steps pass, then halving the gap to {s.resolution:.0%}, at most {s.search_s:g} s per "
         f"target. Service: {env}, defaults otherwise, {service}. Load generator: {generator}, "
         f"{s.generator_processes} process(es) at first, at most {s.max_generator_processes}; it is the bottleneck "
-        f"when it used {s.generator_busy:.0%} of its cores, or fell short of the rate while the service's CPUs had "
-        "time to spare (then the step runs again with one more process, or the capacity is a lower bound). "
-        "CPU from /proc: the service's and the generator's processes apart, and every process on the machine."
+        f"when it used {s.generator_busy:.0%} of its cores, or fell short of the rate while the service met the "
+        "objective or had CPU to spare (then the step runs again with one more process, or the capacity is a lower "
+        "bound). Latency is locust's, from when a request was sent: a user behind its schedule hides that wait, "
+        "which is why a rate not held fails its step. CPU from /proc: the service's and the generator's processes "
+        "apart, and the machine's CPUs whatever ran on them."
     )
 
 

@@ -176,10 +176,15 @@ def run_capacity(plan: CapacityPlan) -> CapacityRun:
     pins = pinning(plan.service_cpus)
     plan.raw.mkdir(parents=True, exist_ok=True)
     ensure_open_files(4 * plan.settings.max_users + 1024)  # a socket per user on each side
+    machine = this_machine()
+    settings = plan.settings
+    if not settings.max_generator_processes:  # as many as the generator has CPUs
+        cores = pins.generator_cores(machine.cores or 1)
+        settings = dataclasses.replace(settings, max_generator_processes=max(cores, settings.generator_processes))
     context = CapacityRun(
         started=datetime.now(UTC).isoformat(timespec="seconds"),
-        machine=this_machine(),
-        settings=plan.settings,
+        machine=machine,
+        settings=settings,
         pinning=pins,
         service_env=SERVICE_ENV,
         generator=f"locust {version('locust')}",
@@ -189,5 +194,6 @@ def run_capacity(plan: CapacityPlan) -> CapacityRun:
     with serve(plan.models, plan.raw / "service.log", env=SERVICE_ENV, cpus=pins.service) as service:
         for target in targets:
             tags, options = _tags_and_options(target, plan)
-            searches.append(_search(_Driver(plan, service, target, pins, tags, options), context))
+            driver = _Driver(dataclasses.replace(plan, settings=settings), service, target, pins, tags, options)
+            searches.append(_search(driver, context))
     return dataclasses.replace(context, searches=searches)

@@ -17,7 +17,7 @@ from distill_bench.results.capacity import CapacityRun, Step, Stop, judge
 
 MAX_STEPS = 16
 MIN_RATE = 1.0  # requests/s: below this, no rate meets the objective
-STEP_OVERHEAD_S = 4.0  # locust's start and stop around a step's measured seconds
+STEP_OVERHEAD_S = 5.0  # locust's start, its users' ramp and its stop around a step's measured seconds
 
 Measure = Callable[[float, int], Step]  # (offered rate, generator processes) -> the step
 
