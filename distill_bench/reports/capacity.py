@@ -92,8 +92,8 @@ def setup(run: CapacityRun) -> str:
     return (
         f"Open loop: {run.generator} users, each on a schedule of one request every users/rate seconds from a "
         f"random start, so the offered rate does not drop when the service slows (a user behind its schedule "
-        f"sends at once); {s.pacing_slos:g} objectives between a user's requests. Each step: {s.step_s} s measured "
-        f"after every user started. A rate meets the objective when no request failed, p99 <= "
+        f"sends at once); {s.pacing_slos:g} objectives between a user's requests. Each step: about {s.step_s} s "
+        f"measured after every user started. A rate meets the objective when no request failed, p99 <= "
         f"{s.slo_p99_ms:g} ms and at least {s.held_fraction:.0%} of it was achieved; the capacity is the highest "
         f"offered rate that did. The search: a {s.probe_s} s closed-loop probe, 0.6x its throughput first, "
         f"x{s.growth:g} while steps pass, then halving the gap to {s.resolution:.0%}, at most {s.search_s:g} s per "
