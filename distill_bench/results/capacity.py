@@ -195,6 +195,8 @@ def capacity(search: Search, run: CapacityRun) -> Capacity:
     failed_above = [(s, v) for s, v in verdicts if not v.met and s.offered_per_s > rate]
     if any(v.generator_bound for _, v in failed_above) and not any(not v.generator_bound for _, v in failed_above):
         why = "the load generator, not the service, limited every faster step"
+    elif best is None and search.stopped != "floor":
+        why = f"no rate tried met the objective before the search stopped ({STOPS[search.stopped]})"
     elif not failed_above and search.stopped != "floor":
         why = f"no faster step failed before the search stopped ({STOPS[search.stopped]})"
     else:

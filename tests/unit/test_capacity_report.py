@@ -3,6 +3,7 @@ capacity_raw): a search that found where the service stops, and one whose genera
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -89,3 +90,11 @@ def test_the_speedup_report_leads_with_the_capacity(tmp_path: Path) -> None:
         "## Compute only: the onnxruntime runs",
     ]
     assert summary["capacity"]["headline"] == headline(RUN)
+
+
+def test_a_search_that_stopped_before_any_rate_passed_is_no_zero() -> None:
+    student = RUN.searches[0]
+    cut_short = dataclasses.replace(student, steps=student.steps[:1], stopped="time")  # 300 req/s failed, then time
+    found = capacity(cut_short, RUN)
+    assert (found.per_s, found.lower_bound) == (0.0, True)
+    assert found.why.startswith("no rate tried met the objective")
