@@ -9,7 +9,7 @@ PROFILE ?= default
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 APT_PACKAGES := dataset-fashion-mnist prometheus wrk chromium
 
-.PHONY: help install system-deps train distill demo serve test lint format clean bench loadtest up down soak
+.PHONY: help install system-deps train distill demo serve test lint format clean bench capacity loadtest up down soak
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -44,9 +44,13 @@ distill: install ## distil your ONNX teacher on your data: TEACHER=model.onnx DA
 	$(PY) -m distill_training distill --teacher-onnx $(TEACHER) --data $(DATA) --out $(MODELS) --profile $(PROFILE) \
 		$(if $(NAME),--name $(NAME))
 
-demo: train ## train (if needed), serve, load student and teacher with locust, write reports/speedup.md
+demo: train ## train (if needed), serve, load student and teacher with locust, find their capacity, write reports/speedup.md
 	$(PY) -m distill_bench demo --models $(MODELS) --out reports --data-dir $(DATA_DIR)
 	@echo "distillation report: reports/distillation.md"
+
+SLO_P99_MS ?= 50
+capacity: install system-deps ## highest open-loop rate per model within p99 <= SLO_P99_MS, one core each: reports/capacity.md
+	$(PY) -m distill_bench capacity --models $(MODELS) --out reports --slo-p99-ms $(SLO_P99_MS) --data-dir $(DATA_DIR)
 
 bench: install system-deps ## floor vs onnxruntime vs the service under wrk, side by side: reports/bench.md
 	$(PY) -m distill_bench bench --models $(MODELS) --out reports

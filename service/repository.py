@@ -116,8 +116,9 @@ class ModelRegistry:
         if inline and (on_loop := self.settings.threads_for(card.name, inline=True)) != threads:
             threads = on_loop
             runtime, single_s, batch_s = await load_warm()  # small, since it runs inline: milliseconds
+        run = self.metrics.cpu_counted(runtime.run, card.name, card.role, inline=inline)
         batcher = DynamicBatcher(
-            card.name, runtime.run, config, self.metrics.for_model(card.name, card.role),
+            card.name, run, config, self.metrics.for_model(card.name, card.role),
             inline=inline, retry_after_s=self.settings.retry_after_s,
         )  # fmt: skip
         batcher.start()
