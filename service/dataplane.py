@@ -61,14 +61,16 @@ class DataPlane:
         self.draining = True
 
     def check_ready(self) -> None:
+        registry = self.registry
         if self.draining:
             raise NotReady("shutting down: finishing in-flight requests")
-        if not self.registry.loaded:
-            raise NotReady(f"loading models: {sorted(self.registry.pending)} still to load")
-        if not self.registry.models and not self.registry.failures:
-            raise NotReady(self.registry.empty_reason())
-        if not self.registry.ready:
-            raise NotReady(f"no model could be served: {list(self.registry.failures.values())}")
+        if not registry.loaded:
+            loading = sorted(s.name for s in registry.with_status("loading"))
+            raise NotReady(f"loading models: {loading} still to load")
+        if not registry.states:
+            raise NotReady(registry.empty_reason())
+        if not registry.ready:
+            raise NotReady(f"no model could be served: {[s.reason for s in registry.with_status('failed')]}")
 
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         model = self.registry.get(name, version)

@@ -22,10 +22,13 @@ def serve(
     env: Mapping[str, str] | None = None,
     ready_timeout_s: float = 60.0,
     extra_args: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
 ) -> Iterator[RunningService]:
-    """`python -m service` on a free 127.0.0.1 port, with `env` (`DISTILL_*` settings) over this process's own."""
+    """`python -m service` on a free 127.0.0.1 port, with `env` (`DISTILL_*` settings) over this process's own.
+    `prefix`: a command that runs it, e.g. `prlimit --nofile=256 --` (its PID is then the prefix's, which execs)."""
     port = free_port()
-    command = [sys.executable, "-m", "service", "--models", str(models), "--host", "127.0.0.1", "--port", str(port)]
+    command = [*prefix, sys.executable, "-m", "service", "--models", str(models), "--host", "127.0.0.1"]
+    command += ["--port", str(port)]
     with running(
         [*command, *extra_args], f"http://127.0.0.1:{port}", "/v2/health/ready", log, env, ready_timeout_s
     ) as s:
