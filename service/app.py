@@ -74,6 +74,7 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await loading
             await models.close()
+            app.state.dataplane.decoder.close()
             metrics.process_stopped()
 
     app = ServiceApp(

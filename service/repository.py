@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from modelrepo.card import SCHEMA_VERSION, ModelCard, unknown_fields
 from modelrepo.layout import CARD_FILE, model_path, read_card, sha256_file
 from service.batcher import DynamicBatcher
+from service.codec import ModelSignature
 from service.discovery import model_folders, servable_version
 from service.errors import NotFound, NotReady
 from service.metrics import Metrics, ModelMetrics
@@ -32,6 +33,7 @@ class ServedModel:
     runtime: Runtime
     batcher: DynamicBatcher
     metrics: ModelMetrics
+    signature: ModelSignature  # what a v2 request is checked against before its data is read
 
     @property
     def name(self) -> str:
@@ -171,7 +173,8 @@ class ModelRegistry:
             card.name, runtime.run, config, metrics, inline=inline, retry_after_s=self.settings.retry_after_s
         )
         batcher.start()
-        self.models[card.name] = ServedModel(card, version, runtime, batcher, metrics)
+        signature = ModelSignature(card.name, card.input, card.output.name, self.settings.max_request_rows)
+        self.models[card.name] = ServedModel(card, version, runtime, batcher, metrics, signature)
         state.status = "ready"
         self.metrics.model_loaded(card, version)
         log.info(

@@ -75,13 +75,15 @@ class Settings(BaseSettings):
     )
     student: str | None = Field(
         default=None,
-        description="Model answering `route=student`; default: the only served student (the first by name "
-        "if there are several).",
+        description="Model answering `route=student` (and the student of cascade and compare); default: the "
+        "only student distilled from the teacher (quantized copies aside). With several and no setting, those "
+        "routes answer 503 naming this setting.",
     )
     teacher: str | None = Field(
         default=None,
-        description="Model answering `route=teacher`; default: the student's teacher when served, else the "
-        "only served teacher.",
+        description="Model answering `route=teacher` (and the teacher of cascade and compare); default: the "
+        "teacher of `student` when that is set, else the only teacher in the repository. With several and no "
+        "setting, those routes answer 503 naming this setting.",
     )
     cascade_threshold: float = Field(
         default=0.8,
@@ -133,6 +135,22 @@ class Settings(BaseSettings):
         description="Most decoded pixels (width x height, summed over a request's images) before any is "
         "decoded (413): a small compressed file can declare an enormous image (a decompression bomb).",
     )
+    decode_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Threads decoding uploaded images in each worker process (never the event loop, so probes "
+        "and other requests go on meanwhile); 0 = half the cores available to each worker, at least 1.",
+    )
+    decode_pixel_budget: int = Field(
+        default=2 * 4096 * 4096,
+        ge=1,
+        description="Most image pixels being decoded at once in a worker process (4-5 bytes each while an RGBA "
+        "image is decoded): an image that does not fit waits up to `decode_wait_s` for room, then its request "
+        "gets 503 + Retry-After. At least `max_image_pixels`.",
+    )
+    decode_wait_s: float = Field(
+        default=2.0, ge=0.0, description="Longest an image waits for room in `decode_pixel_budget` before 503."
+    )
     max_inflight_requests: int = Field(
         default=512,
         ge=1,
@@ -164,6 +182,11 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.student is not None and self.student == self.teacher:
             raise ValueError("student and teacher must be different models")
+        if self.decode_pixel_budget < self.max_image_pixels:
+            raise ValueError(
+                f"decode_pixel_budget ({self.decode_pixel_budget}) must be at least max_image_pixels "
+                f"({self.max_image_pixels}), or a legal image could never be decoded"
+            )
         return self
 
     def uvicorn_options(self) -> dict[str, Any]:
@@ -177,6 +200,9 @@ class Settings(BaseSettings):
             "http": "service.protocol:NoDelayHttpToolsProtocol",
             "timeout_graceful_shutdown": self.shutdown_timeout_s,  # each worker drains and shuts down on its own
         }
+
+    def decoding_threads(self) -> int:
+        return self.decode_threads or max(1, available_cores() // self.workers // 2)
 
     def batching_for(self, model: str) -> BatchConfig:
         o = self.model_overrides.get(model, ModelOverrides())
