@@ -17,11 +17,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp
 
 from service import __version__
+from service.connections import ConnectionWatch
 from service.dataplane import DataPlane
 from service.errors import install_error_handlers
 from service.fastpath import InferFastPath
 from service.guard import RequestGuard
 from service.metrics import Metrics
+from service.protocol import WATCH_STATE
 from service.repository import ModelRegistry
 from service.routes import friendly, v2
 from service.schemas import document_fast_path
@@ -60,16 +62,19 @@ def create_app(
     metrics = Metrics(registry or CollectorRegistry(), metrics_dir)
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         models = ModelRegistry(settings, metrics)
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.dataplane = DataPlane(settings, models, metrics)
         loading = asyncio.create_task(models.load_all(), name="load-models")
+        watch = ConnectionWatch(settings.connection_limits(), metrics.connections_closed)
+        watch.start()
         try:
             with drain_on_signal(app.state.dataplane, settings.shutdown_drain_s):
-                yield
+                yield {WATCH_STATE: watch}  # uvicorn hands the lifespan's state to every connection's protocol
         finally:
+            await watch.stop()
             loading.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await loading

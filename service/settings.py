@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelrepo.host import available_cores
+from service.connections import ConnectionLimits, default_max_connections
 
 ENV_PREFIX = "DISTILL_"
 
@@ -164,6 +165,32 @@ class Settings(BaseSettings):
         description="Longest a request may take until its response starts (checked every 0.1 s, or a tenth of "
         "this if shorter); past it the caller gets 504 and its queued rows are dropped, so no request hangs.",
     )
+    header_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="Longest a request's headers may take to arrive, from its first byte; past it the client gets "
+        "408 and the connection is closed (a client sending headers a byte at a time holds nothing for long).",
+    )
+    body_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="Longest a request's body may take to arrive once its headers have; past it the client gets "
+        "408 and the connection is closed. A request reaches the app (and takes an in-flight slot) only once its "
+        "body is in, so slow bodies never starve requests whose body has arrived.",
+    )
+    idle_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="A connection with no request under way (new, or kept alive after a response) is closed after "
+        "this long.",
+    )
+    max_connections: int = Field(
+        default=0,
+        ge=0,
+        description="Open connections per worker process; past it a new connection closes the oldest idle one, or "
+        "is answered 503 when none is idle. 0 = the open-file limit (`ulimit -n`) less a reserve, so that "
+        "accepting never fails for lack of a file.",
+    )
     shutdown_drain_s: float = Field(
         default=0.0,
         ge=0.0,
@@ -197,9 +224,18 @@ class Settings(BaseSettings):
             "log_level": self.log_level,
             "access_log": self.access_log,
             "loop": self.event_loop,
-            "http": "service.protocol:NoDelayHttpToolsProtocol",
+            "http": "service.protocol:ServiceHttpProtocol",
             "timeout_graceful_shutdown": self.shutdown_timeout_s,  # each worker drains and shuts down on its own
         }
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            header_timeout_s=self.header_timeout_s,
+            body_timeout_s=self.body_timeout_s,
+            idle_timeout_s=self.idle_timeout_s,
+            max_connections=self.max_connections or default_max_connections(),
+            max_body_bytes=self.max_body_bytes,
+        )
 
     def decoding_threads(self) -> int:
         return self.decode_threads or max(1, available_cores() // self.workers // 2)

@@ -41,6 +41,8 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     "distill_model_size_bytes": ("gauge", {"model"}),
     # Beyond DESIGN.md's table (an addition, not a change): requests shed by the in-flight guard.
     "distill_requests_shed_total": ("counter", {"endpoint"}),
+    # And connections the server closed or refused (slow, silent, or past the connection limit).
+    "distill_connections_closed_total": ("counter", {"reason"}),
 }
 # Labels every scraped series carries, and the bucket bound of histograms.
 TARGET_LABELS = {"job", "instance"}
