@@ -23,6 +23,7 @@ from service.errors import install_error_handlers
 from service.fastpath import InferFastPath
 from service.guard import RequestGuard
 from service.metrics import Metrics
+from service.peers import WorkerBoard
 from service.protocol import WATCH_STATE
 from service.repository import ModelRegistry
 from service.routes import friendly, v2
@@ -54,10 +55,15 @@ async def metrics_endpoint(request: Request) -> Response:
 
 
 def create_app(
-    settings: Settings | None = None, registry: CollectorRegistry | None = None, metrics_dir: Path | None = None
+    settings: Settings | None = None,
+    registry: CollectorRegistry | None = None,
+    metrics_dir: Path | None = None,
+    peers: WorkerBoard | None = None,
 ) -> FastAPI:
     """Build the app. Models load in the background after startup; `/v2/health/ready` says when they are done.
-    `metrics_dir`: the multiprocess folder of a worker process (`service.workers`), whose scrape sums all workers."""
+    A worker process of several (`service.workers`) gets its multiprocess `metrics_dir`, whose scrape sums all
+    workers, and the board of its `peers`: its readiness waits for theirs, and one started beside serving peers
+    loads its models before it takes a connection."""
     settings = settings or Settings()
     metrics = Metrics(registry or CollectorRegistry(), metrics_dir)
 
@@ -66,8 +72,19 @@ def create_app(
         models = ModelRegistry(settings, metrics)
         app.state.settings = settings
         app.state.metrics = metrics
-        app.state.dataplane = DataPlane(settings, models, metrics)
-        loading = asyncio.create_task(models.load_all(), name="load-models")
+        app.state.dataplane = DataPlane(settings, models, metrics, peers)
+
+        async def load() -> None:
+            await models.load_all()
+            if peers is not None:
+                peers.mark("ready")  # done loading: its own readiness speaks for it from now on
+
+        if peers is not None and peers.others_serving():
+            peers.mark("warming")
+            await load()  # a restarted worker takes no connection until it can serve
+        elif peers is not None:
+            peers.mark("loading")
+        loading = asyncio.create_task(load(), name="load-models") if not models.loaded else None
         watch = ConnectionWatch(settings.connection_limits(), metrics.connections_closed)
         watch.start()
         try:
@@ -75,9 +92,12 @@ def create_app(
                 yield {WATCH_STATE: watch}  # uvicorn hands the lifespan's state to every connection's protocol
         finally:
             await watch.stop()
-            loading.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loading
+            if loading is not None:
+                loading.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loading
+            if peers is not None:
+                peers.leave()
             await models.close()
             app.state.dataplane.decoder.close()
             metrics.process_stopped()

@@ -14,6 +14,7 @@ from service.codec import encode_infer_response, parse_infer_request
 from service.errors import InvalidInput, NotReady
 from service.images import ImageDecoder
 from service.metrics import Metrics
+from service.peers import WorkerBoard
 from service.repository import ModelRegistry, ServedModel
 from service.runtimes.base import RunResult, Tensors
 from service.settings import Settings
@@ -43,8 +44,11 @@ def require_finite_outputs(model: str, outputs: Tensors) -> None:
 
 
 class DataPlane:
-    def __init__(self, settings: Settings, registry: ModelRegistry, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, registry: ModelRegistry, metrics: Metrics, peers: WorkerBoard | None = None
+    ) -> None:
         self.settings = settings
+        self.peers = peers  # the other worker processes of this server, if any
         self.registry = registry
         self.metrics = metrics
         self.classifier = Classifier(registry, metrics, settings.cascade_threshold, self.run)
@@ -71,6 +75,8 @@ class DataPlane:
             raise NotReady(registry.empty_reason())
         if not registry.ready:
             raise NotReady(f"no model could be served: {[s.reason for s in registry.with_status('failed')]}")
+        if self.peers is not None and (waiting := self.peers.still_loading()):
+            raise NotReady(f"worker processes {waiting} of this server are still loading their models")
 
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         model = self.registry.get(name, version)

@@ -30,6 +30,8 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResp
 from service.connections import ConnectionWatch, Phase, Reason
 
 WATCH_STATE = "connection_watch"  # the lifespan state key of the process's `ConnectionWatch`
+LISTENERS_CLOSED_S = 0.3  # on shutdown, by when every worker has closed its listening socket (uvicorn ticks: 0.1 s)
+SHUTDOWN_GRACE_S = 0.5  # then how long an idle connection stays open for a request already on its way
 _TIMEOUT_MESSAGES = {
     "header_timeout": "the request's headers did not arrive within header_timeout_s ({:g}s)",
     "body_timeout": "the request's body did not arrive within body_timeout_s ({:g}s)",
@@ -53,6 +55,7 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self.watch: ConnectionWatch | None = self.app_state.get(WATCH_STATE)
         self._deferred: tuple[RequestResponseCycle, Any] | None = None
+        self._closing = False  # the server is shutting down
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # as uvicorn's own
         sock = transport.get_extra_info("socket")
@@ -78,6 +81,8 @@ class ServiceHttpProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.phase, self.since = "body", time.monotonic()
         super().on_headers_complete()
+        if self._closing and self.cycle is not None:
+            self.cycle.keep_alive = False  # answered, then closed: the server is shutting down
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         if not cycle.more_body or self._declares_too_much():
@@ -120,8 +125,31 @@ class ServiceHttpProtocol(HttpToolsProtocol):
         if self.pipeline:
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
+        elif self._closing:
+            self.loop.call_later(SHUTDOWN_GRACE_S, self._close_if_idle)
 
     # -- closing on the server's side ----------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown, which has just closed this process's listening socket, closed idle
+        connections at once: a kept-alive client's next request, sent but not yet read, was lost unanswered, and
+        clients told to close reconnected while another worker still listened, into a queue the kernel reset
+        when that worker closed in turn. Now connections are asked to close only once every worker has stopped
+        listening (they are all signalled at once), so a client that reconnects is refused, never reset; and an
+        idle one is closed after a short grace, a request arriving meanwhile answered with `Connection: close`."""
+        self.loop.call_later(LISTENERS_CLOSED_S, self._close_gracefully)
+
+    def _close_gracefully(self) -> None:
+        self._closing = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False
+        elif self.phase == "idle":
+            self.loop.call_later(SHUTDOWN_GRACE_S, self._close_if_idle)
+        # else: a request's headers or body are arriving; it is answered, then the connection closes
+
+    def _close_if_idle(self) -> None:
+        if self.phase == "idle" and not self.transport.is_closing():
+            self.transport.close()
+
     def time_out(self, reason: Reason) -> None:
         """Called by the sweep (or to make room): answer 408 where a request is being read, then close."""
         if self.transport.is_closing():

@@ -193,7 +193,7 @@ def measure_slow_bodies(settings: HardeningSettings, card: ModelCard, log: Path)
     return SlowBodies(settings.slow_bodies, holder.reopened, len(statuses), statuses.count(200))
 
 
-def _keep_alive_client(service: RunningService, path: str, body: bytes, tally: Counter[str]) -> None:
+def keep_alive_client(service: RunningService, path: str, body: bytes, tally: Counter[str]) -> None:
     """Sends on one kept-alive connection (a new one when the server closes it) until a connection is refused."""
     connection = http.client.HTTPConnection(*_address(service), timeout=30)
     ends = time.monotonic() + 60
@@ -217,21 +217,22 @@ def _keep_alive_client(service: RunningService, path: str, body: bytes, tally: C
             connection.close()
 
 
-def _shutdown_round(settings: HardeningSettings, card: ModelCard, log: Path) -> Counter[str]:
+def shutdown_round(settings: HardeningSettings, card: ModelCard, log: Path) -> Counter[str]:
     tally: Counter[str] = Counter()
     path, body = f"/v2/models/{card.name}/infer", infer_body(card)
     with serve(settings.models, log, env={"DISTILL_WORKERS": str(settings.workers)}) as service:
-        wait_workers(service.log, settings.workers)
+        if settings.workers > 1:
+            wait_workers(service.log, settings.workers)
         with ThreadPoolExecutor(settings.shutdown_clients) as pool:
             for _ in range(settings.shutdown_clients):
-                pool.submit(_keep_alive_client, service, path, body, tally)
+                pool.submit(keep_alive_client, service, path, body, tally)
             time.sleep(2.0)
             os.kill(service.pid, signal.SIGTERM)
     return tally
 
 
 def measure_shutdown(settings: HardeningSettings, card: ModelCard, raw: Path) -> Shutdown:
-    rounds = [_shutdown_round(settings, card, raw / f"shutdown-{i}.log") for i in range(settings.shutdown_rounds)]
+    rounds = [shutdown_round(settings, card, raw / f"shutdown-{i}.log") for i in range(settings.shutdown_rounds)]
     return Shutdown([r["answered"] for r in rounds], [r["refused"] for r in rounds], [r["dropped"] for r in rounds])
 
 
