@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 MODELS ?= models
 PROFILE ?= default
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
-APT_PACKAGES := dataset-fashion-mnist prometheus wrk
+APT_PACKAGES := dataset-fashion-mnist prometheus wrk chromium
 
 .PHONY: help install system-deps train demo serve test lint format clean bench loadtest up down soak
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its training and dev extras
 
-system-deps: ## install the Debian packages (Fashion-MNIST, prometheus, wrk) where apt is available
+system-deps: ## install the Debian packages (Fashion-MNIST, prometheus, wrk, chromium) where apt is available
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \

@@ -19,10 +19,12 @@ from starlette.types import ASGIApp
 from service import __version__
 from service.connections import ConnectionWatch
 from service.dataplane import DataPlane
+from service.docs import install_docs
 from service.errors import install_error_handlers
 from service.fastpath import InferFastPath
 from service.guard import RequestGuard
 from service.metrics import Metrics
+from service.origin import OriginPolicy, install_origin_policy
 from service.peers import WorkerBoard
 from service.protocol import WATCH_STATE
 from service.repository import ModelRegistry
@@ -38,6 +40,7 @@ class ServiceApp(FastAPI):
     """FastAPI with the v2 infer fast path ahead of it, under the request guard (admission and deadline)."""
 
     guard: Callable[[ASGIApp], ASGIApp] | None = None  # create_app sets it from the settings
+    origins = OriginPolicy([])  # create_app sets it from the settings
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -45,7 +48,7 @@ class ServiceApp(FastAPI):
         return self.openapi_schema
 
     def build_middleware_stack(self) -> ASGIApp:
-        inner = InferFastPath(super().build_middleware_stack(), self.state)
+        inner = InferFastPath(super().build_middleware_stack(), self.state, self.origins)
         return inner if self.guard is None else self.guard(inner)
 
 
@@ -111,7 +114,12 @@ def create_app(
         # Metrics are Prometheus (service.metrics); FastAPI's native OpenTelemetry would otherwise look at
         # its providers and the environment on every request, ahead of the infer fast path.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        docs_url=None,  # service.docs serves them without a CDN
+        redoc_url=None,
+        redirect_slashes=False,  # a redirect would echo the client's Host header; a 404 says what to fix
     )
+    install_docs(app)
+    app.origins = install_origin_policy(app, settings.allowed_origins)
     app.guard = functools.partial(
         RequestGuard,
         timeout_s=settings.request_timeout_s,

@@ -191,6 +191,13 @@ class Settings(BaseSettings):
         "is answered 503 when none is idle. 0 = the open-file limit (`ulimit -n`) less a reserve, so that "
         "accepting never fails for lack of a file.",
     )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (`scheme://host[:port]`) besides the server's own whose pages may call the API "
+        'from a browser, as JSON: `["https://dash.example.com"]`; `["*"]` allows any. They get CORS headers. '
+        "A request using the service (POST) from any other page's origin is refused with 403; requests without "
+        "an `Origin` header (curl, API clients) are always accepted.",
+    )
     shutdown_drain_s: float = Field(
         default=0.0,
         ge=0.0,
