@@ -110,6 +110,11 @@ async def _on_client_gone(request: Request, exc: Exception) -> Response:
     return Response(status_code=400)
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug of ours still answers `{"error": ...}`, like every other error (the traceback goes to the log)."""
+    return error_response(500, f"internal error serving {request.method} {request.url.path}")
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
@@ -123,3 +128,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(ClientDisconnect, _on_client_gone)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -85,13 +85,18 @@ class ServiceHttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False  # answered, then closed: the server is shutting down
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
-        if not cycle.more_body or self._declares_too_much():
+        if not cycle.more_body:
             super()._start_asgi_task(cycle, app)
             return
-        self._deferred = (cycle, app)
+        self._deferred = (cycle, app)  # until on_message_complete, in the same data_received for most requests
         if cycle.waiting_for_100_continue:  # the client waits for this before it sends the body
             cycle.waiting_for_100_continue = False
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._deferred is not None and self._declares_too_much():  # only a body still on its way is looked at
+            self._dispatch()  # the app answers 413 without reading the body
 
     def _declares_too_much(self) -> bool:
         if self.watch is None:

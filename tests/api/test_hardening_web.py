@@ -79,3 +79,15 @@ def test_the_docs_load_nothing_from_another_site(client: TestClient) -> None:
         for asset in assets:
             response = client.get(asset)
             assert response.status_code == 200 and len(response.content) > 0, asset
+
+
+def test_an_unexpected_error_is_still_a_json_error(settings: Settings) -> None:
+    app = create_app(settings)
+
+    @app.get("/boom")
+    async def boom() -> None:  # a bug anywhere behind a route
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom")
+    assert response.status_code == 500 and response.json() == {"error": "internal error serving GET /boom"}
