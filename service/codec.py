@@ -14,8 +14,6 @@ is skipped, and a key given twice in one object is refused (parsers disagree on 
 from __future__ import annotations
 
 import math
-import re
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +21,10 @@ import numpy as np
 import orjson
 import simdjson
 
-from modelrepo.card import TensorSpec
 from modelrepo.datatypes import NUMPY_DTYPES
-from service.body import check_rows
+from service.declaration import EARLY_CHECK_BYTES, ModelSignature, check_declared, check_early, parse_shape
 from service.errors import BadRequest
+from service.jsondoc import fields, json_object, members, type_name
 
 
 @dataclass(frozen=True)
@@ -59,18 +57,6 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvi
     return body[:size], memoryview(body)[size:]
 
 
-MAX_DIMS = 32  # more than any model takes; a longer shape is refused before it is read
-
-
-def _shape(raw: Any, name: str) -> tuple[int, ...]:
-    if isinstance(raw, simdjson.Array) and len(raw) > MAX_DIMS:
-        raise BadRequest(f"input {name!r}: shape has {len(raw)} dimensions; at most {MAX_DIMS}")
-    dims = raw.as_list() if isinstance(raw, simdjson.Array) else raw
-    if not isinstance(dims, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in dims):
-        raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers, got {_plain(raw)!r}")
-    return tuple(dims)
-
-
 def _dtype(raw: Any, name: str) -> np.dtype[np.generic]:
     dtype = NUMPY_DTYPES.get(raw) if isinstance(raw, str) else None
     if dtype is None:
@@ -83,37 +69,8 @@ def _dtype(raw: Any, name: str) -> np.dtype[np.generic]:
 _JSON_KINDS = {"b": "b", "i": "biu", "u": "biu", "f": "iuf"}
 
 
-def _plain(value: Any) -> Any:
-    """A small parsed value (not tensor data) as plain Python: dict, list, str, number, bool or None."""
-    if isinstance(value, simdjson.Object):
-        return {key: _plain(member) for key, member in _fields(value).items()}
-    if isinstance(value, simdjson.Array):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _fields(obj: simdjson.Object) -> dict[str, Any]:
-    """An object's members, containers left as lazy proxies (`items()` would copy them whole). A dict, because
-    simdjson's own `get` of a missing key costs a C++ exception."""
-    try:
-        fields = {key: obj[key] for key in obj}
-    except KeyError:  # simdjson cannot look up a key holding U+0000
-        raise BadRequest("a JSON object key contains U+0000 (NUL); keys are field names such as 'inputs'") from None
-    if len(fields) != len(obj):
-        twice = sorted({key for key in obj if sum(1 for other in obj if other == key) > 1})
-        raise BadRequest(f"the JSON object has the key(s) {twice} more than once; give each key once")
-    return fields
-
-
 def _not_numbers(name: str, datatype: str) -> BadRequest:
     return BadRequest(f"input {name!r}: data must be numbers of datatype {datatype} in a flat or evenly nested array")
-
-
-def _type_name(value: Any) -> str:
-    """The Python name of a parsed value's JSON type, without converting it."""
-    if isinstance(value, simdjson.Array):
-        return "list"
-    return "dict" if isinstance(value, simdjson.Object) else type(value).__name__
 
 
 def _count_mismatch(name: str, shape: tuple[int, ...], found: int, hint: str = "") -> BadRequest:
@@ -124,7 +81,7 @@ def _count_mismatch(name: str, shape: tuple[int, ...], found: int, hint: str = "
 def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic], shape: tuple[int, ...]) -> np.ndarray:
     """The data of an input, checked to hold prod(shape) numbers before any Python object is made of them."""
     if not isinstance(data, simdjson.Array):
-        raise BadRequest(f"input {name!r}: data must be a JSON array (flat or nested), got {_type_name(data)}")
+        raise BadRequest(f"input {name!r}: data must be a JSON array (flat or nested), got {type_name(data)}")
     if dtype.kind != "b":
         try:  # every number, at any depth, in one C call: counted before a Python object is made of them
             values = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)
@@ -149,45 +106,14 @@ def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic],
         raise _not_numbers(name, datatype) from None
 
 
-@dataclass(frozen=True)
-class ModelSignature:
-    """What a model takes and gives: a request is checked against it before its data is read."""
-
-    model: str
-    input: TensorSpec
-    output: str
-    max_rows: int
-
-
-def _input_fields(raw: Any) -> dict[str, Any]:
+def _inputfields(raw: Any) -> dict[str, Any]:
     """An input's members: scalars as they are, containers as lazy proxies."""
     if not isinstance(raw, simdjson.Object):
-        raise BadRequest(f"each element of 'inputs' must be a JSON object, got {_type_name(raw)}")
-    fields = _fields(raw)
-    if not isinstance(fields.get("name"), str):
-        raise BadRequest(f"every input needs a string 'name', got {_type_name(fields.get('name'))}")
-    return fields
-
-
-def _members(value: Any, what: str) -> dict[str, Any]:
-    """A small object's members (parameters); {} when absent."""
-    if value is None:
-        return {}
-    if not isinstance(value, simdjson.Object):
-        raise BadRequest(f"{what} must be a JSON object, got {_type_name(value)}")
-    return _fields(value)
-
-
-def _check_declared(expected: ModelSignature, name: str, datatype: str, shape: tuple[int, ...]) -> None:
-    """The declared datatype and shape against the model's input, and the rows against the limit."""
-    model, spec = expected.model, expected.input
-    if datatype != spec.datatype:
-        raise BadRequest(f"input {name!r} of model {model!r} has datatype {datatype}, expected {spec.datatype}")
-    if len(shape) != len(spec.shape) or any(e not in (-1, a) for a, e in zip(shape, spec.shape, strict=True)):
-        raise BadRequest(
-            f"input {name!r} of model {model!r} has shape {list(shape)}, expected {spec.shape} (-1 = any batch size)"
-        )
-    check_rows(shape[0], expected.max_rows)
+        raise BadRequest(f"each element of 'inputs' must be a JSON object, got {type_name(raw)}")
+    found = fields(raw)
+    if not isinstance(found.get("name"), str):
+        raise BadRequest(f"every input needs a string 'name', got {type_name(found.get('name'))}")
+    return found
 
 
 def _input(
@@ -196,11 +122,11 @@ def _input(
     name: str = spec["name"]
     datatype = spec.get("datatype")
     dtype = _dtype(datatype, name)
-    shape = _shape(spec.get("shape"), name)
+    shape = parse_shape(spec.get("shape"), name)
     if expected is not None:
-        _check_declared(expected, name, str(datatype), shape)
+        check_declared(expected, name, str(datatype), shape)
     count = math.prod(shape)
-    size = _members(spec.get("parameters"), f"input {name!r} parameters").get("binary_data_size")
+    size = members(spec.get("parameters"), f"input {name!r} parameters").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size != count * dtype.itemsize:
             raise BadRequest(
@@ -228,96 +154,18 @@ def _outputs(raw: Any, binary_default: bool, expected: ModelSignature | None) ->
     wanted: dict[str, bool] = {}
     for item in raw:
         if not isinstance(item, simdjson.Object):
-            raise BadRequest(f"each element of 'outputs' must be a JSON object, got {_type_name(item)}")
-        spec = _fields(item)
+            raise BadRequest(f"each element of 'outputs' must be a JSON object, got {type_name(item)}")
+        spec = fields(item)
         name = spec.get("name")
         if not isinstance(name, str):
-            raise BadRequest(f"every requested output needs a string 'name', got {_type_name(name)}")
+            raise BadRequest(f"every requested output needs a string 'name', got {type_name(name)}")
         if expected is not None and name != expected.output:
             raise BadRequest(f"model {expected.model!r} has no output {[name]}; its outputs are [{expected.output!r}]")
         if name in wanted:
             raise BadRequest(f"output {name!r} is requested more than once")
-        binary = _members(spec.get("parameters"), f"output {name!r} parameters").get("binary_data")
+        binary = members(spec.get("parameters"), f"output {name!r} parameters").get("binary_data")
         wanted[name] = binary_default if binary is None else bool(binary)
     return wanted
-
-
-_parsers = threading.local()
-
-
-def _parse_json(header: bytes) -> Any:
-    """Parse with this thread's reusable simdjson parser. A parser refuses to parse again while objects of its
-    last document are alive (e.g. held by a traceback); a new parser then takes over."""
-    parser: simdjson.Parser | None = getattr(_parsers, "parser", None)
-    if parser is None:
-        parser = _parsers.parser = simdjson.Parser()
-    try:
-        return parser.parse(header)
-    except RuntimeError as exc:
-        if not str(exc).startswith("Tried to re-use a parser"):
-            raise  # a parse error that simdjson reports as RuntimeError, e.g. DEPTH_ERROR
-    _parsers.parser = simdjson.Parser()
-    return _parsers.parser.parse(header)
-
-
-EARLY_CHECK_BYTES = 256 << 10  # a JSON body this large has its input's declaration checked before it is parsed
-_DATA_KEY = re.compile(rb'[{,]\s*"data"\s*:')  # outside a string: a quote inside one is escaped
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_CLOSE = {ord("{"): b"}", ord("["): b"]"}
-
-
-def _declared_input(header: bytes) -> Any:
-    """The members of an input that precede its "data", read from the first 4 KB of a large body without
-    parsing the rest (simdjson parses a whole document, some 2 ms per MB here); None unless the body is laid out
-    as clients write it, {"inputs": [{"name": ..., "shape": ..., "datatype": ..., "data": ...}]}."""
-    match = _DATA_KEY.search(header, 0, 4096)
-    if match is None:
-        return None
-    head = header[: match.start() + 1].removesuffix(b",")  # everything before the "data" member
-    stack = [c for c in re.sub(_STRING, b'""', head) if c in b"{}[]"]
-    opened: list[int] = []
-    for c in stack:
-        if c in _CLOSE:
-            opened.append(c)
-        elif not opened or _CLOSE[opened.pop()][0] != c:
-            return None
-    if [bytes([c]) for c in opened] != [b"{", b"[", b"{"]:  # root object, its array, an input object
-        return None
-    try:
-        doc = _parse_json(head + b"".join(_CLOSE[c] for c in reversed(opened)))
-    except (ValueError, RuntimeError):
-        return None
-    last = list(doc.keys())[-1] if isinstance(doc, simdjson.Object) and len(doc) else None
-    return doc if last == "inputs" else None
-
-
-def _check_early(header: bytes, expected: ModelSignature) -> None:
-    """Refuse a large body whose first input cannot be the model's, before the body is parsed."""
-    doc = _declared_input(header)
-    if doc is None:
-        return
-    inputs = [_fields(item) if isinstance(item, simdjson.Object) else {} for item in doc["inputs"]]
-    name, datatype, shape = (inputs[-1].get(key) for key in ("name", "datatype", "shape"))
-    if not isinstance(name, str):
-        return  # not declared before its data: the whole body is parsed and checked as any other
-    if len(inputs) > 1 or name != expected.input.name:
-        names = [i.get("name") for i in inputs]
-        raise BadRequest(
-            f"model {expected.model!r} takes exactly one input {expected.input.name!r}, got inputs {names}"
-        )
-    if isinstance(datatype, str) and shape is not None:
-        _check_declared(expected, name, datatype, _shape(shape, name))
-
-
-def json_object(body: bytes, what: str) -> dict[str, Any]:
-    """A JSON object's members (containers as lazy simdjson proxies); `what` names it in the error."""
-    try:
-        doc = _parse_json(body)
-    except (ValueError, RuntimeError) as exc:  # simdjson's parse errors, e.g. "TAPE_ERROR: ..."
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(doc, simdjson.Object):
-        raise BadRequest(f"{what} must be a JSON object, got {_type_name(doc)}")
-    return _fields(doc)
 
 
 def parse_infer_request(
@@ -327,15 +175,15 @@ def parse_infer_request(
     `expected` (None: any inputs and outputs, unchecked)."""
     header, binary = _split_body(body, header_length)
     if expected is not None and len(header) > EARLY_CHECK_BYTES:
-        _check_early(header, expected)
+        check_early(header, expected)
     doc = json_object(header, "the infer request")
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest(f"'id' must be a string, got {_type_name(request_id)}")
+        raise BadRequest(f"'id' must be a string, got {type_name(request_id)}")
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, simdjson.Array) or len(raw_inputs) == 0:
         raise BadRequest("'inputs' must be a non-empty JSON array of input tensors")
-    binary_output = bool(_members(doc.get("parameters"), "'parameters'").get("binary_data_output", False))
+    binary_output = bool(members(doc.get("parameters"), "'parameters'").get("binary_data_output", False))
     inputs, offset = _inputs(raw_inputs, binary, expected)
     if offset != len(binary):
         raise BadRequest(f"{len(binary) - offset} bytes of binary data follow the inputs that no input claims")
@@ -351,10 +199,10 @@ def _inputs(
     if expected is None:
         inputs, offset = [], 0
         for raw in raw_inputs:
-            tensor, offset = _input(_input_fields(raw), binary, offset, None)
+            tensor, offset = _input(_inputfields(raw), binary, offset, None)
             inputs.append(tensor)
         return inputs, offset
-    specs = [_input_fields(raw) for _, raw in zip(range(4), raw_inputs, strict=False)]  # enough to name them
+    specs = [_inputfields(raw) for _, raw in zip(range(4), raw_inputs, strict=False)]  # enough to name them
     names = [spec["name"] for spec in specs]
     if len(raw_inputs) != 1 or names != [expected.input.name]:
         more = f" and {len(raw_inputs) - len(names)} more" if len(raw_inputs) > len(names) else ""

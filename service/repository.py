@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from modelrepo.card import SCHEMA_VERSION, ModelCard, unknown_fields
 from modelrepo.layout import CARD_FILE, model_path, read_card, sha256_file
 from service.batcher import DynamicBatcher
-from service.codec import ModelSignature
+from service.declaration import ModelSignature
 from service.discovery import model_folders, servable_version
 from service.errors import NotFound, NotReady
 from service.metrics import Metrics, ModelMetrics

@@ -17,9 +17,9 @@ from starlette.types import Message
 
 from modelrepo.card import Preprocessing
 from service.body import ClientGone, check_rows, decode_body, read_body
-from service.codec import json_object
 from service.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMediaType
 from service.images import ImageDecoder
+from service.jsondoc import json_object
 from service.preprocessing import PixelBatch
 from service.routes.fields import parse_label_field, parse_labels, parse_rows
 from service.settings import Settings
