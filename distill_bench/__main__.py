@@ -1,4 +1,4 @@
-"""python -m distill_bench demo | capacity | bench | samples | soak | report"""
+"""python -m distill_bench demo | capacity | bench | samples | soak | hardening | report"""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from distill_bench.drivers.locust import LoadSettings
 from distill_bench.drivers.wrk import wrk_available
 from distill_bench.reports.bench import write_bench_report
 from distill_bench.reports.capacity import write_capacity_report
+from distill_bench.reports.hardening import write_hardening_report
 from distill_bench.reports.soak import write_soak_report
 from distill_bench.reports.speedup import write_report
 from distill_bench.results.bench import read_bench_run, write_bench_run
@@ -20,10 +21,12 @@ from distill_bench.results.capacity import (
     read_capacity_run,
     write_capacity_run,
 )
+from distill_bench.results.hardening import HardeningSettings
 from distill_bench.results.soak import SoakSettings
 from distill_bench.runs.bench import BenchSettings, run_bench
 from distill_bench.runs.capacity import DEFAULT_TARGETS, CapacityPlan, run_capacity
 from distill_bench.runs.demo import run_demo
+from distill_bench.runs.hardening import run_hardening
 from distill_bench.runs.soak import run_soak
 from distill_bench.samples import write_pngs
 from modelrepo.dataset import DEFAULT_DATA_DIR
@@ -61,6 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     soak.add_argument("--minutes", type=float, default=10.0, help="length of the load (default: 10)")
     soak.add_argument("--users", type=int, default=8, help="locust users, no wait between requests (default: 8)")
     soak.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="MNIST-format IDX folder with the test set")
+    hardening = commands.add_parser("hardening", help="memory, liveness and drops under hostile but legal load")
+    hardening.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models)")
+    hardening.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
     report = commands.add_parser("report", help="rewrite the speedup report from a recorded run")
     report.add_argument("--raw", type=Path, default=Path("reports/speedup-raw"), help="the recorded run")
     report.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
@@ -99,6 +105,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"soak report: {write_soak_report(result, args.out)}")
         if not result.passed:
             sys.exit(f"soak failed: {result.failures} failures, RSS growth {result.rss_growth:+.1%}")
+    elif args.command == "hardening":
+        if not args.models.is_dir():
+            parser.error(f"{args.models} is not a model repository: run `make train` first")
+        hardened = run_hardening(HardeningSettings(args.models, args.out))
+        print(f"hardening report: {write_hardening_report(hardened, args.out)}")
     else:
         recorded = read_capacity_run(args.capacity) if args.capacity.is_file() else None
         write_report(args.raw, args.out, recorded)

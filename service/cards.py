@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.errors import ServiceError
+from service.pairing import RouteRole
 from service.repository import ModelRegistry, ServedModel
 
 METHOD_WORDS = {
@@ -74,7 +75,7 @@ def describe(model: ServedModel) -> dict[str, Any]:
     }
 
 
-def _pair_member(registry: ModelRegistry, role: str) -> str | None:
+def _pair_member(registry: ModelRegistry, role: RouteRole) -> str | None:
     try:
         return registry.by_role(role).name
     except ServiceError:  # none served with that role, or the configured one failed: the page offers the others
@@ -88,6 +89,6 @@ def overview(registry: ModelRegistry, cascade_threshold: float) -> dict[str, Any
         "pair": {"student": _pair_member(registry, "student"), "teacher": _pair_member(registry, "teacher")},
         "cascade_threshold": cascade_threshold,
         "loaded": registry.loaded,
-        "loading": sorted(registry.pending),
-        "failed": dict(sorted(registry.failures.items())),
+        "loading": sorted(s.name for s in registry.with_status("loading")),
+        "failed": {s.name: s.reason for s in sorted(registry.with_status("failed"), key=lambda s: s.name)},
     }

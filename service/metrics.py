@@ -70,6 +70,11 @@ class Metrics:
             "distill_requests_shed_total", "Requests answered 503 at once: too many already in flight",
             ["endpoint"], registry=registry,
         )  # fmt: skip
+        self.connections_closed = Counter(
+            "distill_connections_closed_total", "Connections the server closed or refused, by reason "
+            "(idle_timeout, header_timeout, body_timeout, evicted, refused, accept_failed)",
+            ["reason"], registry=registry,
+        )  # fmt: skip
         self.queue_duration = Histogram(
             "distill_queue_duration_seconds", "Time waiting in the batcher",
             ["model"], buckets=LATENCY_BUCKETS, registry=registry,

@@ -21,6 +21,7 @@ class ErrorBody(BaseModel):
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     meaning = {
         400: "the request does not follow the protocol",
+        403: "a browser request from another origin's page (see allowed_origins)",
         404: "unknown model, version or route",
         413: "body, batch or image over the configured limits",
         415: "content type or encoding not accepted",
@@ -40,7 +41,7 @@ def documents(model: type[BaseModel]) -> dict[str, Any]:
     return {"response_model": None, "responses": {200: {"model": model, "description": "success"}}}
 
 
-INFER_ERRORS = errors(400, 404, 413, 415, 422, 500, 503, 504)
+INFER_ERRORS = errors(400, 403, 404, 413, 415, 422, 500, 503, 504)
 
 
 class ServerMetadata(BaseModel):

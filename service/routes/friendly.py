@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from service.classification import Route
-from service.routes.bodies import read_pixel_batch
+from service.routes.bodies import Images, read_pixel_batch
 from service.routes.deps import Plane
 from service.schemas import INFER_ERRORS, Classified, Compared, documents
 
@@ -54,8 +54,9 @@ async def classify(
     """Classify PNG/JPEG uploads or pixel arrays with a model or a route; labels count online accuracy."""
     started = time.perf_counter()
     try:
-        batch = await read_pixel_batch(request, plane.settings)
-        return await plane.classifier.classify(batch, model, route, threshold)
+        plan = plane.classifier.plan_classify(model, route, threshold)
+        batch = await read_pixel_batch(request, plane.settings, Images(plane.decoder, plan.preprocessings))
+        return await plane.classifier.classify(batch, plan)
     finally:
         plane.metrics.observe_request("classify", plane.classifier.label_for(model, route), started)
 
@@ -71,7 +72,8 @@ async def compare(
     the speedup of `a` over `b` and their agreement; `student` and `teacher` name the sides of such a pair."""
     started = time.perf_counter()
     try:
-        batch = await read_pixel_batch(request, plane.settings)
-        return await plane.classifier.compare(batch, a, b)
+        plan = plane.classifier.plan_compare(a, b)
+        batch = await read_pixel_batch(request, plane.settings, Images(plane.decoder, plan.preprocessings))
+        return await plane.classifier.compare(batch, plan)
     finally:
         plane.metrics.observe_request("compare", "compare", started)

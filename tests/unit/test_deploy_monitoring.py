@@ -44,6 +44,8 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     # Also additions: CPU time of the process and of each model's runs (the cost of a request, live).
     "distill_process_cpu_seconds_total": ("counter", set()),
     "distill_inference_cpu_seconds_total": ("counter", {"model", "role"}),
+    # And connections the server closed or refused (slow, silent, or past the connection limit).
+    "distill_connections_closed_total": ("counter", {"reason"}),
 }
 # Labels every scraped series carries, and the bucket bound of histograms.
 TARGET_LABELS = {"job", "instance"}
