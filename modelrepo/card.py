@@ -14,7 +14,8 @@ Compatibility, both ways (protobuf's rule):
 Schema versions: 1 (first); 2 adds `platform`, `versions.<v>.architecture`, `preprocessing.layout`,
 `quantization`, any method name, and tolerance of unknown fields. Cards of version 1 read as version 2 with
 `architecture` "unknown" and layout NCHW. 3 adds `output_kind` (a model whose output is already probabilities,
-as a teacher exported elsewhere may be); older cards read with "logits".
+as a teacher exported elsewhere may be); older cards read with "logits". 4 adds `version_policy` (which versions
+the service serves at once: the newest N, or pinned ones); older cards leave it to the service's setting.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelrepo.datatypes import DatatypeName
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 DEFAULT_PLATFORM: Final = "onnxruntime_onnx"  # Triton's name for an ONNX model run by onnxruntime
 
 Role = Literal["teacher", "student"]
@@ -110,6 +111,45 @@ class Quantization(_Part):
     max_drop: float = Field(ge=0.0, description="the gate: the most test accuracy it may lose (fraction)")
 
 
+class VersionPolicy(_Part):
+    """Which of a card's versions are served at once: the newest `latest` present, or exactly the `pinned` ones
+    (Triton's version policy). Written as text in settings: `latest`, `latest:2`, `pinned:3` or `pinned:1,3`."""
+
+    latest: int | None = Field(default=None, ge=1, description="serve the newest N versions present")
+    pinned: list[int] | None = Field(default=None, min_length=1, description="serve exactly these versions")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> VersionPolicy:
+        if (self.latest is None) == (self.pinned is None):
+            raise ValueError("a version policy is either 'latest' (a count) or 'pinned' (versions), not both")
+        if self.pinned is not None and any(v < 1 for v in self.pinned):
+            raise ValueError("pinned versions are positive integers")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> VersionPolicy:
+        """`latest`, `latest:N`, `pinned:V[,V...]`; ValueError saying what is accepted otherwise."""
+        kind, _, arg = text.strip().partition(":")
+        try:
+            if kind == "latest":
+                return cls(latest=int(arg) if arg else 1)
+            if kind == "pinned" and arg:
+                return cls(pinned=[int(v) for v in arg.split(",")])
+        except ValueError:
+            pass
+        raise ValueError(f"version policy {text!r}: expected 'latest', 'latest:N' or 'pinned:V[,V...]'")
+
+    def choose(self, present: list[int]) -> list[int]:
+        """The versions to serve among those `present`, newest first."""
+        newest_first = sorted(present, reverse=True)
+        if self.latest is not None:
+            return newest_first[: self.latest]
+        return [v for v in newest_first if v in (self.pinned or [])]
+
+    def __str__(self) -> str:
+        return f"latest:{self.latest}" if self.latest is not None else "pinned:" + ",".join(map(str, self.pinned or []))
+
+
 class ModelCard(_Part):
     """The model card, `<repo>/<name>/config.json`."""
 
@@ -127,6 +167,9 @@ class ModelCard(_Part):
     )
     preprocessing: Preprocessing
     quantization: Quantization | None = None  # set on an INT8 copy of another model
+    version_policy: VersionPolicy | None = Field(
+        default=None, description="which versions to serve at once; unset: the service's setting (latest)"
+    )
     versions: dict[int, VersionRecord] = Field(min_length=1)
 
     @field_validator("name")

@@ -57,6 +57,19 @@ async def metrics_endpoint(request: Request) -> Response:
     return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
+async def follow_repository(models: ModelRegistry, loading: asyncio.Task[None] | None, every_s: float) -> None:
+    """`model_control=poll`: rescan the repository every `every_s` once the first load is done; a poll that
+    fails is logged and the next one tried."""
+    if loading is not None:
+        await asyncio.shield(loading)
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await models.poll()
+        except Exception:
+            log.exception("polling the model repository failed; trying again in %gs", every_s)
+
+
 def create_app(
     settings: Settings | None = None,
     registry: CollectorRegistry | None = None,
@@ -88,6 +101,11 @@ def create_app(
         elif peers is not None:
             peers.mark("loading")
         loading = asyncio.create_task(load(), name="load-models") if not models.loaded else None
+        polling = (
+            asyncio.create_task(follow_repository(models, loading, settings.repository_poll_s), name="poll")
+            if settings.model_control == "poll"
+            else None
+        )
         watch = ConnectionWatch(settings.connection_limits(), metrics.connections_closed)
         watch.start()
         try:
@@ -95,10 +113,11 @@ def create_app(
                 yield {WATCH_STATE: watch}  # uvicorn hands the lifespan's state to every connection's protocol
         finally:
             await watch.stop()
-            if loading is not None:
-                loading.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await loading
+            for task in (polling, loading):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if peers is not None:
                 peers.leave()
             await models.close()

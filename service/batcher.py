@@ -49,6 +49,17 @@ class DynamicBatcher:
         self._carry: _Pending | None = None
         self._executor = None if inline else ThreadPoolExecutor(1, thread_name_prefix=f"ort-{model}")
         self._worker: asyncio.Task[None] | None = None
+        self._running = False  # a batch is being run
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch running: stopping now fails no request."""
+        return not self._running and self._carry is None and self._queue.empty()
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a run."""
+        return self._queue.qsize() + (self._carry is not None)
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.model}")
@@ -90,7 +101,11 @@ class DynamicBatcher:
         while True:
             batch = await self._gather()
             if batch:
-                await self._run(batch)
+                self._running = True
+                try:
+                    await self._run(batch)
+                finally:
+                    self._running = False
 
     async def _next(self, timeout: float | None) -> _Pending | None:
         if self._carry is not None:

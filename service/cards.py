@@ -9,8 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from service.errors import ServiceError
+from service.loading import ServedModel
 from service.pairing import RouteRole
-from service.repository import ModelRegistry, ServedModel
+from service.repository import ModelRegistry
 
 METHOD_WORDS = {
     "teacher": "trained on the labels (the teacher)",

@@ -16,9 +16,10 @@ import numpy as np
 
 from modelrepo.card import Preprocessing
 from service.errors import BadRequest, InvalidInput
+from service.loading import ServedModel
 from service.metrics import Metrics
 from service.preprocessing import PixelBatch, preprocessing_key
-from service.repository import ModelRegistry, ServedModel
+from service.repository import ModelRegistry
 from service.runtimes.base import RunResult, Tensors
 
 Route = Literal["student", "teacher", "cascade"]

@@ -13,9 +13,10 @@ from service.classification import Classifier
 from service.codec import encode_infer_response, parse_infer_request
 from service.errors import InvalidInput, NotReady
 from service.images import ImageDecoder
+from service.loading import ServedModel
 from service.metrics import Metrics
 from service.peers import WorkerBoard
-from service.repository import ModelRegistry, ServedModel
+from service.repository import ModelRegistry
 from service.runtimes.base import RunResult, Tensors
 from service.settings import Settings
 

@@ -4,8 +4,9 @@ A model folder holds a card; one the service cannot even look into (no permissio
 reported as failed rather than skipped. Links are followed only while they stay inside the repository: a folder,
 card or model file reached through a link that leaves it is not served, and the log says why (the repository is
 trusted data; a link out of it is a way for whoever can write one folder to serve any file on the machine).
-A card may name versions whose file is not there (not yet copied, or pruned): the newest version present is
-served, with a warning.
+A card may name versions whose file is not there (not yet copied, or pruned): the versions present are served
+(per the version policy), with a warning. A version folder the card does not name is not served (its sha256 is
+needed), with a warning.
 """
 
 from __future__ import annotations
@@ -65,18 +66,30 @@ def _present(repo: Path, card: ModelCard, version: int) -> bool:
 
 
 @dataclass(frozen=True)
-class ChosenVersion:
-    version: int
-    missing: list[int]  # newer versions the card names whose file is not there
+class PresentVersions:
+    present: list[int]  # versions of the card whose file is in the repository, newest first
+    missing: list[int]  # versions the card names whose file is not there
+    unlisted: list[int]  # version folders holding a model file that the card does not name
 
 
-def servable_version(repo: Path, card: ModelCard) -> ChosenVersion:
-    """The newest version of the card whose file is in the repository; LoadError when none is."""
+def _version_folders(repo: Path, name: str) -> list[int]:
+    folder = repo / name
+    try:
+        return sorted(int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / MODEL_FILE).is_file())
+    except OSError:
+        return []
+
+
+def present_versions(repo: Path, card: ModelCard) -> PresentVersions:
+    """Which of the card's versions can be served, and which are named on one side only."""
     newest_first = sorted(card.versions, reverse=True)
-    for index, version in enumerate(newest_first):
-        if _present(repo, card, version):
-            return ChosenVersion(version, newest_first[:index])
-    raise LoadError(
+    present = [v for v in newest_first if _present(repo, card, v)]
+    unlisted = [v for v in _version_folders(repo, card.name) if v not in card.versions]
+    return PresentVersions(present, [v for v in newest_first if v not in present], unlisted)
+
+
+def no_version_error(repo: Path, card: ModelCard) -> LoadError:
+    return LoadError(
         f"none of the versions its card names ({sorted(card.versions)}) has a {MODEL_FILE} in the repository",
-        detail=f"no file at {[str(model_path(repo, card.name, v)) for v in newest_first]}",
+        detail=f"no file at {[str(model_path(repo, card.name, v)) for v in sorted(card.versions)]}",
     )

@@ -14,6 +14,7 @@ request about the same.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -220,6 +221,16 @@ class Metrics:
         self.model_eval_accuracy.labels(card.name).set(record.test_accuracy)
         self.model_parameters.labels(card.name).set(record.parameters)
         self.model_size_bytes.labels(card.name).set(record.size_bytes)
+
+    def model_unloaded(self, card: ModelCard, version: int) -> None:
+        """That version is no longer served: its info series goes (to 0 with several workers, whose files keep
+        every value written; the scrape takes the largest over live workers)."""
+        labels = (card.name, card.role, str(version), card.teacher or "")
+        if self.multiprocess_dir is None:
+            with contextlib.suppress(KeyError):
+                self.model_info.remove(*labels)
+        else:
+            self.model_info.labels(*labels).set(0)
 
     def count_accuracy(self, model: str, predicted: list[int], labels: list[int]) -> None:
         correct = sum(p == t for p, t in zip(predicted, labels, strict=True))

@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from modelrepo.card import VersionPolicy
 from modelrepo.host import available_cores
 from service.connections import ConnectionLimits, default_max_connections
 
 ENV_PREFIX = "DISTILL_"
+ModelControl = Literal["none", "poll", "explicit"]
 
 
 class ModelOverrides(BaseModel):
@@ -24,6 +26,12 @@ class ModelOverrides(BaseModel):
     max_queue_delay_ms: float | None = Field(default=None, ge=0, description="wait for more rows, ms")
     max_queue_size: int | None = Field(default=None, ge=1, description="queued requests before 503")
     intra_op_threads: int | None = Field(default=None, ge=0, description="onnxruntime intra-op threads")
+    version_policy: str | None = Field(default=None, description="versions served at once, over the card's")
+
+    @field_validator("version_policy")
+    @classmethod
+    def _policy_valid(cls, text: str | None) -> str | None:
+        return None if text is None else str(VersionPolicy.parse(text))
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,45 @@ class Settings(BaseSettings):
         "A request using the service (POST) from any other page's origin is refused with 403; requests without "
         "an `Origin` header (curl, API clients) are always accepted.",
     )
+    model_control: ModelControl = Field(
+        default="none",
+        description="Repository control, as Triton's model-control modes: `none` serves what was there at start; "
+        "`poll` rescans the repository every `repository_poll_s` and rolls new versions out live (loaded, warmed, "
+        "swapped in; a bad one is reported and the old keeps serving); `explicit` enables `POST "
+        "/v2/repository/models/{name}/load` and `/unload`, which need `control_token`. In `none` and `poll` those "
+        "answer 403; `POST /v2/repository/index` is read-only and answers in every mode.",
+    )
+    repository_poll_s: float = Field(
+        default=5.0, gt=0.0, description="`model_control=poll`: seconds between two scans of the repository."
+    )
+    version_policy: str = Field(
+        default="latest",
+        description="Versions of each model served at once, unless its card's `version_policy` or "
+        "`model_overrides` say otherwise: `latest` (the newest present), `latest:N`, or `pinned:V[,V...]`. "
+        "Requests without a version go to the newest served.",
+    )
+    control_token: SecretStr | None = Field(
+        default=None,
+        description="`model_control=explicit`: the bearer token load and unload require (`Authorization: Bearer "
+        "<token>`, compared in constant time). Required in that mode unless `control_allow_unauthenticated`.",
+    )
+    control_allow_unauthenticated: bool = Field(
+        default=False,
+        description="`model_control=explicit` without `control_token`: anyone who reaches the port may load and "
+        "unload models. Only behind a proxy that authenticates.",
+    )
+    shadow_rate: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of student-routed requests (`route=student`, the student by name, v2 infer on it) "
+        "also sent to the teacher after the student's answer is sent: agreement and both compute times on real "
+        'traffic, in `distill_agreement_total{source="shadow"}` and `distill_shadow_*`. Never on a request\'s '
+        "latency path; dropped (counted) when the queue is full or the teacher has requests of its own waiting.",
+    )
+    shadow_queue_size: int = Field(
+        default=64, ge=1, description="Shadow requests waiting for the teacher before new ones are dropped."
+    )
     shutdown_drain_s: float = Field(
         default=0.0,
         ge=0.0,
@@ -221,7 +268,30 @@ class Settings(BaseSettings):
                 f"decode_pixel_budget ({self.decode_pixel_budget}) must be at least max_image_pixels "
                 f"({self.max_image_pixels}), or a legal image could never be decoded"
             )
+        VersionPolicy.parse(self.version_policy)  # a clear error at start, not at the first model
+        self._check_control()
         return self
+
+    def _check_control(self) -> None:
+        if self.model_control != "explicit":
+            return
+        if self.control_token is None and not self.control_allow_unauthenticated:
+            raise ValueError(
+                "model_control=explicit lets clients load and unload models: set control_token "
+                "(DISTILL_CONTROL_TOKEN), or control_allow_unauthenticated=true behind a proxy that authenticates"
+            )
+        if self.workers > 1:
+            raise ValueError(
+                "model_control=explicit needs workers=1: a load or unload request reaches one worker process only; "
+                "with several workers use model_control=poll, which every worker follows"
+            )
+
+    def version_policy_for(self, model: str, card_policy: VersionPolicy | None) -> VersionPolicy:
+        """The model's override, else its card's, else the service's setting."""
+        override = self.model_overrides.get(model, ModelOverrides()).version_policy
+        if override is not None:
+            return VersionPolicy.parse(override)
+        return card_policy or VersionPolicy.parse(self.version_policy)
 
     def uvicorn_options(self) -> dict[str, Any]:
         """What every uvicorn server of the service runs with, one process or several."""
