@@ -274,10 +274,7 @@ class ModelRegistry:
         return name in self.states
 
     def get(self, name: str, version: str | None = None) -> ServedModel:
-        if version is None:
-            model = self.models.get(name)
-        else:
-            model = self.served.get(name, {}).get(version)
+        model = self.models.get(name) if version is None else self.served.get(name, {}).get(version)
         if model is None:
             raise self._unavailable(name, version)
         return model
