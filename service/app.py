@@ -108,6 +108,7 @@ def create_app(
         )
         watch = ConnectionWatch(settings.connection_limits(), metrics.connections_closed)
         watch.start()
+        app.state.dataplane.shadow.start()
         try:
             with drain_on_signal(app.state.dataplane, settings.shutdown_drain_s):
                 yield {WATCH_STATE: watch}  # uvicorn hands the lifespan's state to every connection's protocol
@@ -120,6 +121,7 @@ def create_app(
                         await task
             if peers is not None:
                 peers.leave()
+            await app.state.dataplane.shadow.stop()
             await models.close()
             app.state.dataplane.decoder.close()
             metrics.process_stopped()

@@ -15,12 +15,13 @@ from typing import Any, Literal
 import numpy as np
 
 from modelrepo.card import Preprocessing
-from service.errors import BadRequest, InvalidInput
+from service.errors import BadRequest, InvalidInput, ServiceError
 from service.loading import ServedModel
 from service.metrics import Metrics
 from service.preprocessing import PixelBatch, preprocessing_key
 from service.repository import ModelRegistry
 from service.runtimes.base import RunResult, Tensors
+from service.shadow import Shadow, ShadowJob
 
 Route = Literal["student", "teacher", "cascade"]
 RunModel = Callable[[ServedModel, Tensors, int], Awaitable[RunResult]]  # `DataPlane.run`
@@ -58,16 +59,21 @@ class Plan:
     route: Route | None  # None: a model by name, or compare
     models: tuple[ServedModel, ...]  # the model, or the student then the teacher
     threshold: float = 0.0  # cascade only
+    shadow_to: ServedModel | None = None  # the teacher this request is shadowed to (`service.shadow`)
 
     @property
     def preprocessings(self) -> dict[str, Preprocessing]:
-        return {preprocessing_key(m.card.preprocessing): m.card.preprocessing for m in self.models}
+        shadow = () if self.shadow_to is None else (self.shadow_to,)
+        return {preprocessing_key(m.card.preprocessing): m.card.preprocessing for m in (*self.models, *shadow)}
 
 
 class Classifier:
-    def __init__(self, registry: ModelRegistry, metrics: Metrics, default_threshold: float, run: RunModel) -> None:
+    def __init__(
+        self, registry: ModelRegistry, metrics: Metrics, default_threshold: float, run: RunModel, shadow: Shadow
+    ) -> None:
         self.registry = registry
         self.metrics = metrics
+        self.shadow = shadow
         self.default_threshold = default_threshold
         self._run = run
 
@@ -112,7 +118,17 @@ class Classifier:
         if route == "cascade":
             return Plan("cascade", self._pair(), self.default_threshold if threshold is None else threshold)
         served = self.registry.get(model) if model is not None else self.registry.by_role(route or "student")
+        shadow = self.shadow
+        if shadow.rate and served.name == shadow.student and shadow.sample():
+            return Plan(route, (served,), shadow_to=self._shadow_teacher())
         return Plan(route, (served,))
+
+    def _shadow_teacher(self) -> ServedModel | None:
+        try:
+            return self.registry.by_role("teacher")
+        except ServiceError:  # no teacher to shadow to: counted, and the request goes on
+            self.shadow.count("failed")
+            return None
 
     def plan_compare(self, a: str | None = None, b: str | None = None) -> Plan:
         """`a` and `b` by name, the student and the teacher by default."""
@@ -125,18 +141,22 @@ class Classifier:
     def _pair(self) -> tuple[ServedModel, ServedModel]:
         return self.registry.by_role("student"), self.registry.by_role("teacher")
 
-    async def classify(self, batch: PixelBatch, plan: Plan) -> dict[str, Any]:
+    async def classify(self, batch: PixelBatch, plan: Plan) -> tuple[dict[str, Any], ShadowJob | None]:
+        """The answer and, for a request sampled for shadow traffic, the job to offer once it is sent."""
         if plan.route == "cascade":
-            return await self._cascade(batch, plan)
+            return await self._cascade(batch, plan), None
         served = plan.models[0]
         probs, result = await self._probs(served, batch)
         self._settle([(served, probs, batch.labels)])
-        return {
+        answer = {
             "model": served.name,
             "route": served.card.role,
             "predictions": predictions(probs, served.card.labels, [served.name] * len(probs)),
             "compute_ms": result.compute_s * 1e3,
         }
+        if plan.shadow_to is None:
+            return answer, None
+        return answer, ShadowJob(served, batch, probs.argmax(axis=1), result.compute_s, batch.labels)
 
     async def _cascade(self, batch: PixelBatch, plan: Plan) -> dict[str, Any]:
         student, teacher = plan.models
@@ -154,7 +174,7 @@ class Classifier:
                 answered_by[i] = teacher.name
             answered.append((teacher, t_probs, unsure.labels))
             agree = (s_probs[fallback].argmax(axis=1) == t_probs.argmax(axis=1)).tolist()
-            self.metrics.count_agreement(student.name, teacher.name, agree)
+            self.metrics.count_agreement(student.name, teacher.name, agree, source="cascade")
         self._settle(answered)
         self.metrics.cascade.labels("student").inc(len(probs) - fallback.size)
         self.metrics.cascade.labels("teacher").inc(fallback.size)
@@ -179,7 +199,7 @@ class Classifier:
         roles = {first.card.role: "a", second.card.role: "b"}
         if set(roles) == {"student", "teacher"}:
             student, teacher = (first, second) if roles["student"] == "a" else (second, first)
-            self.metrics.count_agreement(student.name, teacher.name, agree)
+            self.metrics.count_agreement(student.name, teacher.name, agree, source="compare")
             sides |= {role: sides[side] for role, side in roles.items()}
         a_ms, b_ms = sides["a"]["compute_ms"], sides["b"]["compute_ms"]
         return {

@@ -36,12 +36,18 @@ class InputTensor:
 
 
 @dataclass(frozen=True)
+class RequestedOutput:
+    binary: bool
+    classes: int = 0  # Triton's classification extension: the top `classes` as "score:index:label" strings
+
+
+@dataclass(frozen=True)
 class ParsedInferRequest:
     """A decoded v2 infer request (its OpenAPI documentation is `service.schemas.InferRequest`)."""
 
     id: str | None
     inputs: list[InputTensor]
-    outputs: dict[str, bool] | None  # requested output name -> binary; None = all
+    outputs: dict[str, RequestedOutput] | None  # by name; None = every output
     binary_output: bool  # request parameter binary_data_output
 
 
@@ -144,14 +150,26 @@ def _input(
     return InputTensor(name, str(datatype), shape, array.reshape(shape)), offset
 
 
-def _outputs(raw: Any, binary_default: bool, expected: ModelSignature | None) -> dict[str, bool] | None:
-    """The requested outputs (name -> binary); each must be the model's and asked for once, so this reads no
-    more of a long list than the model has outputs."""
+def _classes(raw: Any, name: str) -> int:
+    if raw is None:
+        return 0
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
+        raise BadRequest(
+            f"output {name!r}: 'classification' must be a positive integer (how many classes), got {raw!r}"
+        )
+    return raw
+
+
+def _outputs(raw: Any, binary_default: bool, expected: ModelSignature | None) -> dict[str, RequestedOutput] | None:
+    """The requested outputs; each must be the model's and asked for once, so this reads no more of a long list
+    than the model has outputs. None or `[]` asks for every output, as in Triton."""
     if raw is None:
         return None
     if not isinstance(raw, simdjson.Array):
         raise BadRequest("'outputs' must be a JSON array of {\"name\": ...} objects")
-    wanted: dict[str, bool] = {}
+    if len(raw) == 0:
+        return None
+    wanted: dict[str, RequestedOutput] = {}
     for item in raw:
         if not isinstance(item, simdjson.Object):
             raise BadRequest(f"each element of 'outputs' must be a JSON object, got {type_name(item)}")
@@ -163,8 +181,10 @@ def _outputs(raw: Any, binary_default: bool, expected: ModelSignature | None) ->
             raise BadRequest(f"model {expected.model!r} has no output {[name]}; its outputs are [{expected.output!r}]")
         if name in wanted:
             raise BadRequest(f"output {name!r} is requested more than once")
-        binary = members(spec.get("parameters"), f"output {name!r} parameters").get("binary_data")
-        wanted[name] = binary_default if binary is None else bool(binary)
+        parameters = members(spec.get("parameters"), f"output {name!r} parameters")
+        binary = parameters.get("binary_data")
+        classes = _classes(parameters.get("classification"), name)
+        wanted[name] = RequestedOutput(binary_default if binary is None else bool(binary), classes)
     return wanted
 
 
@@ -213,21 +233,40 @@ def _inputs(
     return [tensor], offset
 
 
+def _bytes_blob(strings: list[str]) -> bytes:
+    """BYTES elements as the binary extension sends them: each a 4-byte little-endian length, then its bytes."""
+    encoded = [v.encode() for v in strings]
+    return b"".join(len(b).to_bytes(4, "little") + b for b in encoded)
+
+
+def _output_entry(name: str, datatype: str, array: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes | None]:
+    """One output's JSON entry, and its binary data when sent as such."""
+    entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+    if datatype == "BYTES":  # strings (the classification extension)
+        strings = [str(v) for v in array.reshape(-1)]
+        blob = _bytes_blob(strings) if binary else None
+        if blob is None:
+            entry["data"] = strings
+    elif binary:
+        blob = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()
+    else:
+        blob, entry["data"] = None, np.ascontiguousarray(array).reshape(-1)
+    if blob is not None:
+        entry["parameters"] = {"binary_data_size": len(blob)}
+    return entry, blob
+
+
 def encode_infer_response(
     model: str, version: int, request_id: str | None, outputs: list[tuple[str, str, np.ndarray, bool]]
 ) -> tuple[bytes, int | None]:
     """Encode (name, datatype, array, binary) outputs; returns the body and, with binary data, the JSON length."""
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []
-    for name, datatype, array, binary in outputs:
-        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
-        if binary:
-            blob = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = np.ascontiguousarray(array).reshape(-1)
+    for output in outputs:
+        entry, blob = _output_entry(*output)
         entries.append(entry)
+        if blob is not None:
+            blobs.append(blob)
     doc: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": entries}
     if request_id is not None:
         doc["id"] = request_id

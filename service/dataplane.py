@@ -9,8 +9,9 @@ import numpy as np
 from modelrepo.card import TensorSpec
 from service import __version__
 from service.batcher import DynamicBatcher
+from service.class_output import top_classes
 from service.classification import Classifier
-from service.codec import encode_infer_response, parse_infer_request
+from service.codec import RequestedOutput, encode_infer_response, parse_infer_request
 from service.errors import InvalidInput, NotReady
 from service.images import ImageDecoder
 from service.loading import ServedModel
@@ -19,9 +20,12 @@ from service.peers import WorkerBoard
 from service.repository import ModelRegistry
 from service.runtimes.base import RunResult, Tensors
 from service.settings import Settings
+from service.shadow import Shadow, ShadowJob
 
 SERVER_NAME = "distill-serve"
-EXTENSIONS = ["binary_tensor_data"]
+# Every extension of the protocol this server answers (KServe v2 and Triton's HTTP extensions).
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "model_repository", "statistics"]
+AS_JSON, AS_BINARY = RequestedOutput(binary=False), RequestedOutput(binary=True)
 
 
 def _tensor_metadata(spec: TensorSpec) -> dict[str, Any]:
@@ -52,7 +56,8 @@ class DataPlane:
         self.peers = peers  # the other worker processes of this server, if any
         self.registry = registry
         self.metrics = metrics
-        self.classifier = Classifier(registry, metrics, settings.cascade_threshold, self.run)
+        self.shadow = Shadow(settings.shadow_rate, settings.shadow_queue_size, registry, metrics)
+        self.classifier = Classifier(registry, metrics, settings.cascade_threshold, self.run, self.shadow)
         self.decoder = ImageDecoder(
             settings.decoding_threads(), settings.decode_pixel_budget, settings.decode_wait_s, settings.retry_after_s
         )
@@ -84,10 +89,11 @@ class DataPlane:
         card = model.card
         return {
             "name": card.name,
-            "versions": [str(model.version)],
+            "versions": list(self.registry.served.get(name, {})) if version is None else [str(model.version)],
             "platform": model.runtime.platform,
             "inputs": [_tensor_metadata(card.input)],
             "outputs": [_tensor_metadata(card.output)],
+            "parameters": {"max_batch_size": self.settings.max_request_rows},  # rows per request, as in its config
         }
 
     def model_ready(self, name: str, version: str | None) -> None:
@@ -104,16 +110,26 @@ class DataPlane:
 
     async def infer(
         self, name: str, version: str | None, body: bytes, header_length: str | None
-    ) -> tuple[bytes, int | None]:
+    ) -> tuple[bytes, int | None, ShadowJob | None]:
+        """The encoded answer, the length of its JSON part when binary data follows, and the shadow job to offer
+        once the answer is sent (None unless this request was sampled)."""
         model = self.registry.get(name, version)
         request = parse_infer_request(body, header_length, model.signature)  # checked against the model
         tensor = request.inputs[0]
         require_finite(tensor.array, f"input {tensor.name!r}")
         result = await self.run(model, {tensor.name: tensor.array}, tensor.shape[0])
-        default = [(model.card.output.name, request.binary_output)]
-        selected = default if request.outputs is None else request.outputs.items()
-        datatype: str = model.card.output.datatype
-        outputs = [(n, datatype, result.outputs[n], binary) for n, binary in selected]
-        encoded = encode_infer_response(model.name, model.version, request.id, outputs)
+        card = model.card
+        default = [(card.output.name, AS_BINARY if request.binary_output else AS_JSON)]
+        outputs = [
+            (n, "BYTES", top_classes(result.outputs[n], want.classes, card.labels), want.binary)
+            if want.classes
+            else (n, card.output.datatype, result.outputs[n], want.binary)
+            for n, want in (default if request.outputs is None else request.outputs.items())
+        ]
+        content, json_size = encode_infer_response(model.name, model.version, request.id, outputs)
         model.metrics.success.inc()  # only an answer the client gets counts as a success
-        return encoded
+        shadow = self.shadow
+        if shadow.rate and model.name == shadow.student and shadow.sample():
+            scores = result.outputs[card.output.name]
+            return content, json_size, ShadowJob(model, tensor.array, scores.argmax(axis=1), result.compute_s, None)
+        return content, json_size, None

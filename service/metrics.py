@@ -95,8 +95,19 @@ class Metrics:
             "distill_predictions_correct_total", "Labeled predictions that were correct", ["model"], registry=registry
         )
         self.agreement = Counter(
-            "distill_agreement_total", "Student/teacher agreement on the same row (compare, cascade)",
-            ["student", "teacher", "outcome"], registry=registry,
+            "distill_agreement_total", "Student/teacher agreement on the same row, by where it was measured "
+            "(source: compare, cascade, shadow)",
+            ["student", "teacher", "source", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.shadow_requests = Counter(
+            "distill_shadow_requests_total", "Student-answered requests sampled for the teacher, by outcome "
+            "(compared, queue_full, teacher_busy, failed)",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.shadow_compute = Histogram(
+            "distill_shadow_compute_seconds", "Compute time of shadowed requests, the student's answer and the "
+            "teacher's shadow run (role), on the same requests",
+            ["student", "teacher", "role"], buckets=LATENCY_BUCKETS, registry=registry,
         )  # fmt: skip
         self.cascade = Counter(
             "distill_cascade_total", "Cascade rows answered by the student or fallen back to the teacher",
@@ -237,9 +248,10 @@ class Metrics:
         self.predictions_labeled.labels(model).inc(len(labels))
         self.predictions_correct.labels(model).inc(correct)
 
-    def count_agreement(self, student: str, teacher: str, agree: list[bool]) -> None:
+    def count_agreement(self, student: str, teacher: str, agree: list[bool], *, source: str) -> None:
+        """`source`: where student and teacher answered the same rows: compare, cascade or shadow."""
         agreed = sum(agree)
         if agreed:
-            self.agreement.labels(student, teacher, "agree").inc(agreed)
+            self.agreement.labels(student, teacher, source, "agree").inc(agreed)
         if len(agree) - agreed:
-            self.agreement.labels(student, teacher, "disagree").inc(len(agree) - agreed)
+            self.agreement.labels(student, teacher, source, "disagree").inc(len(agree) - agreed)

@@ -6,7 +6,7 @@ These models document; the routes return plain dicts (no validation on the hot p
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,10 +66,11 @@ class TensorMetadata(BaseModel):
 
 class ModelMetadata(BaseModel):
     name: str
-    versions: list[str]
+    versions: list[str] = Field(description="every version served; requests without a version get the newest")
     platform: str
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
+    parameters: dict[str, Any] = Field(description="max_batch_size: the most rows one request may carry")
 
 
 class ModelReady(BaseModel):
@@ -198,6 +199,9 @@ class InferParameters(BaseModel):
     binary_data_size: int | None = Field(default=None, ge=0, description="bytes of this tensor after the JSON")
     binary_data: bool | None = None
     binary_data_output: bool | None = None
+    classification: int | None = Field(
+        default=None, ge=1, description='an output: its top k classes as BYTES "score:index:label" (Triton)'
+    )
 
 
 class InferInput(BaseModel):
@@ -225,9 +229,9 @@ class InferRequest(BaseModel):
 
 class InferOutput(BaseModel):
     name: str
-    datatype: Datatype
+    datatype: Datatype | Literal["BYTES"] = Field(description="BYTES for a classification output")
     shape: list[int]
-    data: list[float] | None = None
+    data: list[float] | list[str] | None = None
     parameters: InferParameters | None = None
 
 

@@ -6,6 +6,8 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.background import BackgroundTask
+from starlette.responses import JSONResponse
 
 from service.classification import Route
 from service.routes.bodies import Images, read_pixel_batch
@@ -50,15 +52,18 @@ async def classify(
     route: Annotated[Route | None, Query(description="student (default), teacher or cascade")] = None,
     model: Annotated[str | None, Query(description="a served model by name, instead of a route")] = None,
     threshold: Annotated[float | None, Query(ge=0.0, le=1.0, description="cascade threshold")] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     """Classify PNG/JPEG uploads or pixel arrays with a model or a route; labels count online accuracy."""
     started = time.perf_counter()
     try:
         plan = plane.classifier.plan_classify(model, route, threshold)
         batch = await read_pixel_batch(request, plane.settings, Images(plane.decoder, plan.preprocessings))
-        return await plane.classifier.classify(batch, plan)
+        answer, shadowed = await plane.classifier.classify(batch, plan)
     finally:
         plane.metrics.observe_request("classify", plane.classifier.label_for(model, route), started)
+    if shadowed is None:
+        return answer
+    return JSONResponse(answer, background=BackgroundTask(plane.shadow.offer, shadowed))  # run once it is sent
 
 
 @router.post("/compare", openapi_extra=_BODY_DOC, **documents(Compared))

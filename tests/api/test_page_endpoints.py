@@ -168,9 +168,11 @@ def test_stats_are_the_metrics_as_json(client: TestClient) -> None:
         assert figures["correct"] == found[("distill_predictions_correct_total", (("model", name),))]
         success = (("model", name), ("outcome", "success"), ("role", figures["role"]))
         assert figures["requests"]["success"] == found[("distill_inference_requests_total", success)]
-    (pair,) = stats["agreement"]
-    assert pair["labels"] == {"student": STUDENT, "teacher": TEACHER}
-    assert pair["agree"] + pair["disagree"] == 3 + 2  # the compare's rows, and the two the cascade sent on
+    cascade, compare = stats["agreement"]  # one entry per source, sorted by labels
+    assert cascade["labels"] == {"source": "cascade", "student": STUDENT, "teacher": TEACHER}
+    assert compare["labels"] == {"source": "compare", "student": STUDENT, "teacher": TEACHER}
+    assert compare["agree"] + compare["disagree"] == 3  # the compare's rows
+    assert cascade["agree"] + cascade["disagree"] == 2  # the two rows the cascade sent on
     assert stats["cascade"] == {"student": 0.0, "teacher": 2.0}  # threshold 1.0: every row falls back
     assert stats["endpoints"] == {"classify": 1.0, "compare": 1.0}
     assert stats["time"] > 0

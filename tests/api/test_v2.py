@@ -49,6 +49,7 @@ def test_model_metadata_and_ready(client: TestClient) -> None:
             "platform": "onnxruntime_onnx",
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 1, 28, 28]}],
             "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
+            "parameters": {"max_batch_size": 256},  # rows per request (max_request_rows)
         }
     assert client.get(f"/v2/models/{TEACHER}/ready").status_code == 200
     assert client.get(f"/v2/models/{TEACHER}/versions/1/ready").status_code == 200
