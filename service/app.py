@@ -28,7 +28,7 @@ from service.origin import OriginPolicy, install_origin_policy
 from service.peers import WorkerBoard
 from service.protocol import WATCH_STATE
 from service.repository import ModelRegistry
-from service.routes import about, friendly, page, v2
+from service.routes import about, friendly, page, repository, v2
 from service.schemas import document_fast_path
 from service.settings import Settings
 from service.shutdown import drain_on_signal
@@ -150,6 +150,7 @@ def create_app(
     )
     install_error_handlers(app)
     app.include_router(v2.router)
+    app.include_router(repository.router)
     app.include_router(friendly.router)
     app.include_router(about.router)
     app.include_router(page.router)

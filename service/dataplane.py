@@ -12,6 +12,7 @@ from service.batcher import DynamicBatcher
 from service.class_output import top_classes
 from service.classification import Classifier
 from service.codec import RequestedOutput, encode_infer_response, parse_infer_request
+from service.control import RepositoryControl
 from service.errors import InvalidInput, NotReady
 from service.images import ImageDecoder
 from service.loading import ServedModel
@@ -57,6 +58,7 @@ class DataPlane:
         self.registry = registry
         self.metrics = metrics
         self.shadow = Shadow(settings.shadow_rate, settings.shadow_queue_size, registry, metrics)
+        self.control = RepositoryControl(settings, registry)
         self.classifier = Classifier(registry, metrics, settings.cascade_threshold, self.run, self.shadow)
         self.decoder = ImageDecoder(
             settings.decoding_threads(), settings.decode_pixel_budget, settings.decode_wait_s, settings.retry_after_s

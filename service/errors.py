@@ -31,8 +31,18 @@ class BadRequest(ServiceError):
     status_code = 400
 
 
+class Unauthorized(ServiceError):
+    """A state-changing request without the right bearer token (`service.control`)."""
+
+    status_code = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="distill-serve"'})
+
+
 class Forbidden(ServiceError):
-    """A browser request from a web page of another origin (`service.origin`)."""
+    """A browser request from a web page of another origin (`service.origin`), or repository control while it
+    is off."""
 
     status_code = 403
 

@@ -21,7 +21,8 @@ Samples = dict[str, list[Sample]]  # by sample name (`..._bucket`, `..._total`)
 COMPUTE = "distill_inference_duration_seconds"
 
 
-def _samples(metrics: Metrics) -> Samples:
+def scrape_samples(metrics: Metrics) -> Samples:
+    """Every sample of a scrape (summed over workers, as `/metrics`), by sample name."""
     found: Samples = defaultdict(list)
     for family in metrics.families():
         for sample in family.samples:
@@ -69,7 +70,7 @@ def _agreement(found: Samples) -> list[dict[str, Any]]:
 
 
 def snapshot(metrics: Metrics) -> dict[str, Any]:
-    found = _samples(metrics)
+    found = scrape_samples(metrics)
     endpoints: dict[str, float] = defaultdict(float)
     for s in found["distill_request_duration_seconds_count"]:
         endpoints[s.labels["endpoint"]] += s.value

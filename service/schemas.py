@@ -20,8 +20,9 @@ class ErrorBody(BaseModel):
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     meaning = {
-        400: "the request does not follow the protocol",
-        403: "a browser request from another origin's page (see allowed_origins)",
+        400: "the request does not follow the protocol (or, for load, the model could not be loaded: why)",
+        401: "load and unload need the control token: Authorization: Bearer <token>",
+        403: "a browser request from another origin's page (see allowed_origins), or model control is off",
         404: "unknown model, version or route",
         413: "body, batch or image over the configured limits",
         415: "content type or encoding not accepted",
@@ -36,12 +37,17 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 READ_ERRORS = errors(404, 422, 503, 504)
 
 
-def documents(model: type[BaseModel]) -> dict[str, Any]:
-    """Route keywords: `model` documents the 200 response; the route still returns a plain dict, unvalidated."""
-    return {"response_model": None, "responses": {200: {"model": model, "description": "success"}}}
+def documents(
+    model: type[BaseModel], *, many: bool = False, errors: dict[int | str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Route keywords: `model` (a list of them if `many`) documents the 200 response, `errors` the others; the
+    route still returns plain data, unvalidated."""
+    answer = {"model": list[model] if many else model, "description": "success"}  # type: ignore[valid-type]
+    return {"response_model": None, "responses": {200: answer, **(errors or {})}}
 
 
 INFER_ERRORS = errors(400, 403, 404, 413, 415, 422, 500, 503, 504)
+CONTROL_ERRORS = errors(400, 401, 403, 404, 413, 503, 504)
 
 
 class ServerMetadata(BaseModel):
@@ -71,6 +77,72 @@ class ModelMetadata(BaseModel):
     inputs: list[TensorMetadata]
     outputs: list[TensorMetadata]
     parameters: dict[str, Any] = Field(description="max_batch_size: the most rows one request may carry")
+
+
+class ConfigTensor(BaseModel):
+    name: str
+    data_type: str = Field(description="Triton's name: TYPE_FP32, ...")
+    dims: list[int] = Field(description="without the batch axis")
+    format: str | None = None
+    label_filename: str | None = None
+
+
+class ModelConfig(BaseModel):
+    """Triton's model configuration (the fields this service fills)."""
+
+    name: str
+    platform: str
+    backend: str
+    version_policy: dict[str, Any]
+    max_batch_size: int = Field(description="the most rows one request may carry (max_request_rows)")
+    input: list[ConfigTensor]
+    output: list[ConfigTensor]
+    dynamic_batching: dict[str, Any] = Field(description="preferred_batch_size: the most rows of one run; its queue")
+    instance_group: list[dict[str, Any]] = Field(description="one CPU instance per worker process")
+    parameters: dict[str, dict[str, str]]
+
+
+class Duration(BaseModel):
+    count: int
+    ns: int
+
+
+class InferenceStats(BaseModel):
+    success: Duration
+    fail: Duration
+    queue: Duration
+    compute_input: Duration
+    compute_infer: Duration
+    compute_output: Duration
+    cache_hit: Duration
+    cache_miss: Duration
+
+
+class ModelStats(BaseModel):
+    name: str
+    version: str
+    last_inference: int
+    inference_count: int = Field(description="rows run")
+    execution_count: int = Field(description="runs (batches)")
+    inference_stats: InferenceStats
+    batch_stats: list[dict[str, Any]]
+
+
+class ModelStatistics(BaseModel):
+    model_stats: list[ModelStats]
+
+
+class RepositoryEntry(BaseModel):
+    name: str
+    version: str | None = None
+    state: Literal["READY", "LOADING", "UNAVAILABLE"]
+    reason: str
+
+
+class ControlAnswer(BaseModel):
+    name: str
+    versions: list[str] | None = Field(default=None, description="load: the versions now served")
+    state: str | None = Field(default=None, description="unload: UNAVAILABLE")
 
 
 class ModelReady(BaseModel):
