@@ -25,6 +25,7 @@ from service.fastpath import InferFastPath
 from service.guard import RequestGuard
 from service.metrics import Metrics
 from service.origin import OriginPolicy, install_origin_policy
+from service.paths import PathsAndHead
 from service.peers import WorkerBoard
 from service.protocol import WATCH_STATE
 from service.repository import ModelRegistry
@@ -49,7 +50,7 @@ class ServiceApp(FastAPI):
 
     def build_middleware_stack(self) -> ASGIApp:
         inner = InferFastPath(super().build_middleware_stack(), self.state, self.origins)
-        return inner if self.guard is None else self.guard(inner)
+        return PathsAndHead(inner if self.guard is None else self.guard(inner))
 
 
 async def metrics_endpoint(request: Request) -> Response:

@@ -12,7 +12,7 @@ import simdjson
 
 from modelrepo.card import TensorSpec
 from service.body import check_rows
-from service.errors import BadRequest
+from service.errors import BadRequest, PayloadTooLarge
 from service.jsondoc import fields, parse_json, plain
 
 
@@ -47,7 +47,10 @@ def check_declared(expected: ModelSignature, name: str, datatype: str, shape: tu
         raise BadRequest(
             f"input {name!r} of model {model!r} has shape {list(shape)}, expected {spec.shape} (-1 = any batch size)"
         )
-    check_rows(shape[0], expected.max_rows)
+    try:
+        check_rows(shape[0], expected.max_rows)
+    except PayloadTooLarge as exc:  # a v2 request over the model's max_batch_size is a 400, as in Triton
+        raise BadRequest(exc.message) from None
 
 
 EARLY_CHECK_BYTES = 256 << 10  # a JSON body this large has its input's declaration checked before it is parsed

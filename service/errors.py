@@ -109,8 +109,6 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = f"{exc.detail}: {request.method} {request.url.path}"
-    if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
-        message += f" (paths take no trailing slash: {request.url.path.rstrip('/')})"
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 
 

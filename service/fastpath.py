@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.body import ClientGone, decode_body, read_body
 from service.dataplane import DataPlane
-from service.errors import Forbidden, NotReady, ServiceError, UnsupportedMediaType
+from service.errors import Forbidden, NotReady, ServiceError, UnsupportedMediaType, error_response
 from service.origin import EXPOSED_HEADERS, OriginPolicy
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,10 @@ class InferFastPath:
             if match is not None:
                 await self._infer(scope, receive, send, match["name"], match["version"])
                 return
+        elif scope["type"] == "http" and scope["method"] != "OPTIONS" and INFER_PATH.fullmatch(scope["path"]):
+            message = f"{scope['method']} is not allowed on {scope['path']}: inference is a POST"
+            await error_response(405, message, {"Allow": "POST"})(scope, receive, send)
+            return  # OPTIONS goes on: CORS preflights are answered by the app's middleware
         await self.app(scope, receive, send)
 
     async def _infer(self, scope: Scope, receive: Receive, send: Send, name: str, version: str | None) -> None:

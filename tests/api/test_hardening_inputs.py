@@ -57,7 +57,7 @@ def test_a_declared_shape_that_cannot_match_is_refused_before_its_data_is_read(c
     assert status == 400 and "shape [4000000]" in error and "expected [-1, 1, 28, 28]" in error, error
     many_rows = json.dumps({"inputs": [tensor([], [100_000, 1, 28, 28])]}).encode()
     status, error = post_json(client, INFER, many_rows)
-    assert status == 413 and "max_request_rows" in error  # the declared rows, before the (empty) data
+    assert status == 400 and "max_request_rows" in error  # the declared rows, before the (empty) data
 
 
 def test_data_longer_than_its_shape_is_refused_by_count(client: TestClient) -> None:

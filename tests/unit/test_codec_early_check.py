@@ -9,7 +9,7 @@ import pytest
 
 from modelrepo.card import TensorSpec
 from service.codec import EARLY_CHECK_BYTES, ModelSignature, parse_infer_request
-from service.errors import BadRequest, PayloadTooLarge
+from service.errors import BadRequest
 
 SIGNATURE = ModelSignature("m", TensorSpec(name="input", shape=[-1, 1, 28, 28]), "logits", 256)
 DATA = json.dumps([0.25] * 784 * 100).encode()  # 100 rows, past EARLY_CHECK_BYTES
@@ -26,7 +26,7 @@ def body(declaration: bytes, data: bytes = DATA) -> bytes:
         (b'"name": "input", "datatype": "FP32", "shape": [4000000]', BadRequest, "expected [-1, 1, 28, 28]"),
         (b'"name": "input", "datatype": "INT8", "shape": [100, 1, 28, 28]', BadRequest, "expected FP32"),
         (b'"name": "pixels", "datatype": "FP32", "shape": [100, 1, 28, 28]', BadRequest, "exactly one input"),
-        (b'"name": "input", "datatype": "FP32", "shape": [100000, 1, 28, 28]', PayloadTooLarge, "max_request_rows"),
+        (b'"name": "input", "datatype": "FP32", "shape": [100000, 1, 28, 28]', BadRequest, "max_request_rows"),
     ],
 )
 def test_a_declaration_that_cannot_match_is_refused_before_the_body_is_parsed(
