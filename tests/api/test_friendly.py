@@ -119,7 +119,8 @@ def test_compare(client: TestClient, model_repo: Path) -> None:
     assert doc["agreement"] == pytest.approx(float((s == t).mean()))
     assert doc["speedup"] == pytest.approx(doc["teacher"]["compute_ms"] / doc["student"]["compute_ms"])
     found = samples(client)
-    agreed = value(found, "distill_agreement_total", student=STUDENT, teacher=TEACHER, source="compare", outcome="agree")
+    pair = {"student": STUDENT, "teacher": TEACHER, "source": "compare"}
+    agreed = value(found, "distill_agreement_total", **pair, outcome="agree")
     assert agreed == (s == t).sum()
 
 
