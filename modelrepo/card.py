@@ -139,12 +139,14 @@ class VersionPolicy(_Part):
             pass
         raise ValueError(f"version policy {text!r}: expected 'latest', 'latest:N' or 'pinned:V[,V...]'")
 
-    def choose(self, present: list[int]) -> list[int]:
-        """The versions to serve among those `present`, newest first."""
+    def candidates(self, present: list[int]) -> tuple[list[int], int]:
+        """The versions among those `present` that may be served, newest first, and how many to serve: the first
+        that load. So a newest version that fails to load leaves the one before it served."""
         newest_first = sorted(present, reverse=True)
         if self.latest is not None:
-            return newest_first[: self.latest]
-        return [v for v in newest_first if v in (self.pinned or [])]
+            return newest_first, self.latest
+        pinned = [v for v in newest_first if v in (self.pinned or [])]
+        return pinned, len(pinned)
 
     def __str__(self) -> str:
         return f"latest:{self.latest}" if self.latest is not None else "pinned:" + ",".join(map(str, self.pinned or []))

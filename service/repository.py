@@ -122,21 +122,23 @@ class ModelRegistry:
     async def _sync(self, state: ModelState, *, again: bool = False) -> None:
         """Serve what `state`'s card and policy want; `again`: open every wanted version anew."""
         try:
-            card, wanted = self._read(state)
+            card, candidates, count = self._read(state)
         except Exception as exc:  # whatever one model's card does, the others are still served
             self._card_failed(state, exc)
             return
-        state.failures = {v: f for v, f in state.failures.items() if v in wanted}  # others are not served anyway
+        state.failures = {v: f for v, f in state.failures.items() if v in candidates}
         current = self.served.get(state.name, {})
         chosen: dict[int, ServedModel] = {}
-        for version in wanted:
-            old = current.get(str(version))
-            new = await self._version(state, card, version, old, again=again)
+        for version in candidates:  # newest first: a version that fails leaves its place to the next
+            new = await self._version(state, card, version, current.get(str(version)), again=again)
             if new is not None:
                 chosen[version] = new
+                if len(chosen) == count:
+                    break
         self._swap(state, chosen, current)
 
-    def _read(self, state: ModelState) -> tuple[ModelCard, list[int]]:
+    def _read(self, state: ModelState) -> tuple[ModelCard, list[int], int]:
+        """The card, the versions its policy may serve (newest first) and how many of them to serve."""
         repo = self.settings.models_dir
         card = read_card(repo / state.name / CARD_FILE)
         if card.name != state.name:
@@ -148,17 +150,16 @@ class ModelRegistry:
         state.policy = policy = self.settings.version_policy_for(card.name, card.version_policy)
         if not present.present:
             raise no_version_error(repo, card)
-        wanted = policy.choose(present.present)
-        if not wanted:
+        candidates, count = policy.candidates(present.present)
+        if not candidates:
             raise LoadError(f"its version policy {policy} matches none of the versions present {present.present}")
-        serving = f"version {wanted[0]}" if len(wanted) == 1 else f"versions {sorted(wanted)}"
         if present.missing:
             self._once(state, f"model {card.name!r}: no model file for version(s) {present.missing} that its card "
-                       f"names; serving {serving}")  # fmt: skip
+                       f"names; serving from version {', '.join(map(str, candidates))}")  # fmt: skip
         if present.unlisted:
             self._once(state, f"model {card.name!r}: version folder(s) {present.unlisted} hold a model file its "
                        "card does not name (the card gives each version's sha256): not served")  # fmt: skip
-        return card, wanted
+        return card, candidates, count
 
     async def _version(
         self, state: ModelState, card: ModelCard, version: int, old: ServedModel | None, *, again: bool
