@@ -13,7 +13,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from modelrepo.card import ModelCard, Preprocessing, TensorSpec, VersionRecord
-from modelrepo.layout import model_path, sha256_file, write_card
+from modelrepo.layout import card_path, model_path, read_card, sha256_file, write_card
 
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 MEAN, STD = 0.2860, 0.3530
@@ -115,6 +115,29 @@ def add_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, path)
     write_card(repo, make_card(name, role, path, teacher=teacher, version=version))
+    return path
+
+
+def add_version(
+    repo: Path, name: str, model: onnx.ModelProto, version: int, *, sha256: str | None = None, card_first: bool = False
+) -> Path:
+    """A new version of a model already in `repo`: its file, then its card entry (atomically), as a rollout
+    writes them; `sha256` overrides the card's checksum (a broken version), `card_first` writes the card entry
+    before the file."""
+    path = model_path(repo, name, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".staged")
+    onnx.save(model, staged)
+    card = read_card(card_path(repo, name))
+    record = make_card(name, card.role, staged, teacher=card.teacher, version=version).versions[version]
+    if sha256 is not None:
+        record = record.model_copy(update={"sha256": sha256})
+    updated = card.model_copy(update={"versions": {**card.versions, version: record}})
+    if card_first:
+        write_card(repo, updated)
+    staged.replace(path)  # atomic: a reader finds no file or the whole of it
+    if not card_first:
+        write_card(repo, updated)
     return path
 
 
