@@ -57,6 +57,11 @@ class DynamicBatcher:
         return not self._running and self._carry is None and self._queue.empty()
 
     @property
+    def serving(self) -> bool:
+        """Started and not stopped."""
+        return self._worker is not None and not self._worker.done()
+
+    @property
     def queued(self) -> int:
         """Requests waiting for a run."""
         return self._queue.qsize() + (self._carry is not None)
