@@ -84,6 +84,26 @@ def slow_model(depth: int = 200, seed: int = 2) -> onnx.ModelProto:
     return _model(nodes, inits, "tiny-slow")
 
 
+def heavy_model(copies: int = 1024, depth: int = 20, seed: int = 2) -> onnx.ModelProto:
+    """`slow_model` run on `copies` copies of each row at once (then averaged): a few nodes, and a run that takes
+    hundreds of milliseconds, for tests that need a teacher still busy after the student has answered."""
+    rng = np.random.default_rng(seed)
+    eye = np.eye(784) + rng.normal(0, 1e-3, (784, 784))
+    inits = [
+        _init("w", eye), _init("fc_w", rng.normal(0, 0.05, (784, 10))), _init("fc_b", np.zeros(10)),
+        numpy_helper.from_array(np.array([copies, 1]), "repeats"),
+        numpy_helper.from_array(np.array([copies, -1, 10]), "blocks"),
+    ]  # fmt: skip
+    nodes = [helper.make_node("Flatten", ["input"], ["flat"]), helper.make_node("Tile", ["flat", "repeats"], ["h0"])]
+    nodes += [helper.make_node("MatMul", [f"h{i}", "w"], [f"h{i + 1}"]) for i in range(depth)]
+    nodes += [
+        helper.make_node("Gemm", [f"h{depth}", "fc_w", "fc_b"], ["each"]),  # (copies * N, 10)
+        helper.make_node("Reshape", ["each", "blocks"], ["by_copy"]),  # (copies, N, 10)
+        helper.make_node("ReduceMean", ["by_copy"], ["logits"], axes=[0], keepdims=0),  # (N, 10)
+    ]
+    return _model(nodes, inits, "tiny-heavy")
+
+
 def make_card(name: str, role: str, path: Path, *, teacher: str | None = None, version: int = 1) -> ModelCard:
     record = VersionRecord(
         sha256=sha256_file(path),
