@@ -1,4 +1,4 @@
-"""python -m distill_bench demo | capacity | bench | samples | soak | hardening | report"""
+"""python -m distill_bench demo | capacity | bench | samples | soak | hardening | shadow | report"""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from distill_bench.drivers.wrk import wrk_available
 from distill_bench.reports.bench import write_bench_report
 from distill_bench.reports.capacity import write_capacity_report
 from distill_bench.reports.hardening import write_hardening_report
+from distill_bench.reports.shadow import write_shadow_report
 from distill_bench.reports.soak import write_soak_report
 from distill_bench.reports.speedup import write_report
 from distill_bench.results.bench import read_bench_run, write_bench_run
@@ -22,11 +23,13 @@ from distill_bench.results.capacity import (
     write_capacity_run,
 )
 from distill_bench.results.hardening import HardeningSettings
+from distill_bench.results.shadow import ShadowSettings, read_shadow_run, write_shadow_run
 from distill_bench.results.soak import SoakSettings
 from distill_bench.runs.bench import BenchSettings, run_bench
 from distill_bench.runs.capacity import DEFAULT_TARGETS, CapacityPlan, run_capacity
 from distill_bench.runs.demo import run_demo
 from distill_bench.runs.hardening import run_hardening
+from distill_bench.runs.shadow import run_shadow
 from distill_bench.runs.soak import run_soak
 from distill_bench.samples import write_pngs
 from modelrepo.dataset import DEFAULT_DATA_DIR
@@ -67,6 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     hardening = commands.add_parser("hardening", help="memory, liveness and drops under hostile but legal load")
     hardening.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models)")
     hardening.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
+    shadow = commands.add_parser("shadow", help="the student's latency with shadow traffic off and at every request")
+    shadow.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models)")
+    shadow.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
+    shadow.add_argument("--duration", type=int, default=6, help="seconds per wrk run (default: 6)")
+    shadow.add_argument("--rounds", type=int, default=2, help="rounds alternating the rates (default: 2)")
     report = commands.add_parser("report", help="rewrite the speedup report from a recorded run")
     report.add_argument("--raw", type=Path, default=Path("reports/speedup-raw"), help="the recorded run")
     report.add_argument("--out", type=Path, default=Path("reports"), help="report folder (default: reports)")
@@ -110,6 +118,14 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{args.models} is not a model repository: run `make train` first")
         hardened = run_hardening(HardeningSettings(args.models, args.out))
         print(f"hardening report: {write_hardening_report(hardened, args.out)}")
+    elif args.command == "shadow":
+        if not args.models.is_dir():
+            parser.error(f"{args.models} is not a model repository: run `make train` first")
+        if not wrk_available():
+            parser.error("wrk is not installed: apt-get install wrk")
+        raw = args.out / "shadow-raw" / "shadow.json"
+        write_shadow_run(run_shadow(ShadowSettings(args.models, args.out, args.duration, rounds=args.rounds)), raw)
+        print(f"shadow report: {write_shadow_report(read_shadow_run(raw), args.out)}")
     else:
         recorded = read_capacity_run(args.capacity) if args.capacity.is_file() else None
         write_report(args.raw, args.out, recorded)

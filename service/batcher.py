@@ -166,7 +166,7 @@ class DynamicBatcher:
             part = {k: v[offset : offset + p.rows] for k, v in result.outputs.items()}
             offset += p.rows
             if not p.future.done():
-                p.future.set_result(RunResult(part, result.compute_s))
+                p.future.set_result(RunResult(part, result.compute_s, rows))
 
     def _fail(self, batch: list[_Pending], error: Exception) -> None:
         for p in batch:

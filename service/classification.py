@@ -156,7 +156,7 @@ class Classifier:
         }
         if plan.shadow_to is None:
             return answer, None
-        return answer, ShadowJob(served, batch, probs.argmax(axis=1), result.compute_s, batch.labels)
+        return answer, ShadowJob(served, batch, probs.argmax(axis=1), result.share_s, batch.labels)
 
     async def _cascade(self, batch: PixelBatch, plan: Plan) -> dict[str, Any]:
         student, teacher = plan.models

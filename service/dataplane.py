@@ -133,5 +133,5 @@ class DataPlane:
         shadow = self.shadow
         if shadow.rate and model.name == shadow.student and shadow.sample():
             scores = result.outputs[card.output.name]
-            return content, json_size, ShadowJob(model, tensor.array, scores.argmax(axis=1), result.compute_s, None)
+            return content, json_size, ShadowJob(model, tensor.array, scores.argmax(axis=1), result.share_s, None)
         return content, json_size, None

@@ -63,7 +63,9 @@ async def classify(
         plane.metrics.observe_request("classify", plane.classifier.label_for(model, route), started)
     if shadowed is None:
         return answer
-    return JSONResponse(answer, background=BackgroundTask(plane.shadow.offer, shadowed))  # run once it is sent
+    return JSONResponse(
+        answer, background=BackgroundTask(plane.shadow.offer_after_response, shadowed)
+    )  # run once it is sent
 
 
 @router.post("/compare", openapi_extra=_BODY_DOC, **documents(Compared))
