@@ -129,10 +129,12 @@ class VersionPolicy(_Part):
     @classmethod
     def parse(cls, text: str) -> VersionPolicy:
         """`latest`, `latest:N`, `pinned:V[,V...]`; ValueError saying what is accepted otherwise."""
-        kind, _, arg = text.strip().partition(":")
+        kind, colon, arg = text.strip().partition(":")
         try:
+            if kind == "latest" and not colon:
+                return cls(latest=1)
             if kind == "latest":
-                return cls(latest=int(arg) if arg else 1)
+                return cls(latest=int(arg))
             if kind == "pinned" and arg:
                 return cls(pinned=[int(v) for v in arg.split(",")])
         except ValueError:

@@ -47,7 +47,8 @@ def documents(
 
 
 INFER_ERRORS = errors(400, 403, 404, 413, 415, 422, 500, 503, 504)
-CONTROL_ERRORS = errors(400, 401, 403, 404, 413, 503, 504)
+CONTROL_ERRORS = errors(400, 401, 403, 404, 413, 422, 503, 504)
+INDEX_ERRORS = errors(400, 404, 413, 422, 503, 504)
 
 
 class ServerMetadata(BaseModel):

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from service.body import read_body
 from service.control import CONTROL_BODY_BYTES
 from service.routes.deps import Plane
-from service.schemas import CONTROL_ERRORS, READ_ERRORS, ControlAnswer, RepositoryEntry, documents
+from service.schemas import CONTROL_ERRORS, INDEX_ERRORS, ControlAnswer, RepositoryEntry, documents
 
 router = APIRouter(prefix="/v2/repository", tags=["repository"])
 
@@ -20,7 +20,7 @@ async def _body(request: Request) -> bytes:
     return await read_body(request.receive, CONTROL_BODY_BYTES, None if declared is None else declared.encode())
 
 
-@router.post("/index", **documents(RepositoryEntry, many=True, errors=READ_ERRORS))
+@router.post("/index", **documents(RepositoryEntry, many=True, errors=INDEX_ERRORS))
 async def index(request: Request, plane: Plane) -> list[dict[str, str]]:
     """Every model and version of the repository with its state (READY, LOADING, UNAVAILABLE) and why; body
     `{"ready": true}` lists the READY ones only."""
