@@ -221,7 +221,8 @@ class ModelRegistry:
             state.status, state.reason = "failed", f"model {state.name!r} failed to load: {public}"
         if state.reason not in state.logged:
             state.logged.add(state.reason)
-            log.error("model %r: %s", state.name, detail)
+            keeps = f"; still serving version(s) {served}" if served else ""
+            log.error("model %r %s: %s%s", state.name, "cannot be read" if served else "failed to load", detail, keeps)
 
     def _take_out(self, state: ModelState) -> None:
         for old in self.served.pop(state.name, {}).values():
