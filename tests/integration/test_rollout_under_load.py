@@ -67,6 +67,16 @@ async def served(url: str, version: str, checks: int = 1) -> bool:
     return True
 
 
+async def answered_more(load: Load, version: str, at_least: int = CLIENTS) -> None:
+    """A second, and until the clients got `at_least` more answers from `version` (bounded: a busy machine may
+    be slow to answer, but not this slow)."""
+    target, deadline = load.versions[version] + at_least, time.monotonic() + 30
+    await asyncio.sleep(1.0)
+    while load.versions[version] < target:
+        assert time.monotonic() < deadline, f"fewer than {at_least} answers from version {version} within 30 s"
+        await asyncio.sleep(0.1)
+
+
 async def under_load(server: Server, phases: list[tuple[object, str]], fresh: bool = False, checks: int = 1) -> Load:
     """Keep CLIENTS clients busy; for each (change, version) phase make the change, wait until `version` is
     served, and load it a second more."""
@@ -74,7 +84,7 @@ async def under_load(server: Server, phases: list[tuple[object, str]], fresh: bo
     tasks = [asyncio.create_task(client_loop(server.url, load, fresh)) for _ in range(CLIENTS)]
     tasks.append(asyncio.create_task(probe_loop(server.url, load)))
     try:
-        await asyncio.sleep(1.0)
+        await answered_more(load, "1")
         for change, version in phases:
             assert callable(change)
             change()
@@ -82,7 +92,7 @@ async def under_load(server: Server, phases: list[tuple[object, str]], fresh: bo
             while not await served(server.url, version, checks):
                 assert time.monotonic() < deadline, f"version {version} not served within 30 s"
                 await asyncio.sleep(0.2)
-            await asyncio.sleep(1.0)
+            await answered_more(load, version)
     finally:
         load.stop.set()
         await asyncio.gather(*tasks)
