@@ -12,8 +12,10 @@ Compatibility, both ways (protobuf's rule):
 - A writer never writes a field the schema does not define (`write_card` refuses).
 
 Schema versions: 1 (first); 2 adds `platform`, `versions.<v>.architecture`, `preprocessing.layout`,
-`quantization`, any method name, and tolerance of unknown fields; 3 adds `ensemble` (a teacher that averages
-several nets lists them). Cards of version 1 read as version 2 with `architecture` "unknown" and layout NCHW.
+`quantization`, any method name, and tolerance of unknown fields. Cards of version 1 read as version 2 with
+`architecture` "unknown" and layout NCHW. 3 adds `output_kind` (a model whose output is already probabilities,
+as a teacher exported elsewhere may be); older cards read with "logits". 4 adds `ensemble` (a teacher that
+averages several nets lists them).
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelrepo.datatypes import DatatypeName
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 4
 DEFAULT_PLATFORM: Final = "onnxruntime_onnx"  # Triton's name for an ONNX model run by onnxruntime
 
 Role = Literal["teacher", "student"]
+OutputKind = Literal["logits", "probabilities"]
 
 # Model names become URL path segments and directory names.
 NAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -139,6 +142,9 @@ class ModelCard(_Part):
     labels: list[str] = Field(min_length=2)
     input: TensorSpec
     output: TensorSpec
+    output_kind: OutputKind = Field(
+        default="logits", description="what the output holds: logits (softmax gives probabilities) or probabilities"
+    )
     preprocessing: Preprocessing
     quantization: Quantization | None = None  # set on an INT8 copy of another model
     ensemble: Ensemble | None = None  # set on a model that averages several nets

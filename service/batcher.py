@@ -67,8 +67,10 @@ class DynamicBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, inputs: Tensors, rows: int) -> RunResult:
-        """Queue one request's rows; return its slice of the batch outputs and the batch's compute time."""
+    async def submit(self, inputs: Tensors, rows: int, *, count_success: bool = True) -> RunResult:
+        """Queue one request's rows; return its slice of the batch outputs and the batch's compute time.
+        `count_success=False`: the caller counts the success itself once its whole answer is sent (an answer that
+        also needs another model, or checks this result further, may still fail)."""
         item = _Pending(inputs, rows, asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(item)
@@ -79,7 +81,10 @@ class DynamicBatcher:
                 f"retry after {self._retry_after_s}s",
                 self._retry_after_s,
             ) from None
-        return await item.future
+        result = await item.future
+        if count_success:
+            self._metrics.success.inc()
+        return result
 
     async def _work(self) -> None:
         while True:
@@ -142,7 +147,6 @@ class DynamicBatcher:
             offset += p.rows
             if not p.future.done():
                 p.future.set_result(RunResult(part, result.compute_s))
-        self._metrics.success.inc(len(batch))
 
     def _fail(self, batch: list[_Pending], error: Exception) -> None:
         for p in batch:

@@ -8,6 +8,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,12 @@ class BadRequest(ServiceError):
     """The request does not follow the protocol (malformed JSON, wrong input name, shape or datatype)."""
 
     status_code = 400
+
+
+class Forbidden(ServiceError):
+    """A browser request from a web page of another origin (`service.origin`)."""
+
+    status_code = 403
 
 
 class NotFound(ServiceError):
@@ -92,7 +99,20 @@ async def _on_service_error(request: Request, exc: Exception) -> Response:
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     message = f"{exc.detail}: {request.method} {request.url.path}"
+    if exc.status_code == 404 and request.url.path.endswith("/") and request.url.path != "/":
+        message += f" (paths take no trailing slash: {request.url.path.rstrip('/')})"
     return error_response(exc.status_code, message, dict(exc.headers or {}))
+
+
+async def _on_client_gone(request: Request, exc: Exception) -> Response:
+    """A client that left mid-body is no error of ours: one debug line, and an answer nobody reads."""
+    log.debug("%s %s: the client disconnected before its body arrived", request.method, request.url.path)
+    return Response(status_code=400)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug of ours still answers `{"error": ...}`, like every other error (the traceback goes to the log)."""
+    return error_response(500, f"internal error serving {request.method} {request.url.path}")
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
@@ -107,3 +127,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _on_service_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
+    app.add_exception_handler(Exception, _on_unexpected)

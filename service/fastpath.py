@@ -16,19 +16,26 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.body import ClientGone, decode_body, read_body
 from service.dataplane import DataPlane
-from service.errors import NotReady, ServiceError, UnsupportedMediaType
+from service.errors import Forbidden, NotReady, ServiceError, UnsupportedMediaType
+from service.origin import EXPOSED_HEADERS, OriginPolicy
 
 log = logging.getLogger(__name__)
 
 INFER_PATH = re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer")
 _JSON = [(b"content-type", b"application/json")]
 _BINARY = [(b"content-type", b"application/octet-stream")]
+EXPOSED = ", ".join(EXPOSED_HEADERS).encode()
+
+
+def _cors(origin: bytes) -> list[tuple[bytes, bytes]]:
+    return [(b"access-control-allow-origin", origin), (b"vary", b"Origin"), (b"access-control-expose-headers", EXPOSED)]
 
 
 class InferFastPath:
-    def __init__(self, app: ASGIApp, state: State) -> None:
+    def __init__(self, app: ASGIApp, state: State, origins: OriginPolicy | None = None) -> None:
         self.app = app
         self.state = state
+        self.origins = origins or OriginPolicy([])  # the server's own pages only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
@@ -43,7 +50,13 @@ class InferFastPath:
         plane: DataPlane | None = getattr(self.state, "dataplane", None)
         headers = dict(scope["headers"])
         extra: list[tuple[bytes, bytes]] = []
+        cors: list[tuple[bytes, bytes]] = []
         try:
+            if (origin := headers.get(b"origin")) is not None:  # a browser's request
+                refusal = self.origins.refusal(origin, headers.get(b"host"))
+                if refusal is not None:
+                    raise Forbidden(refusal)
+                cors = _cors(origin) if self.origins.listed(origin.decode("latin-1").lower()) else []
             if plane is None:
                 raise NotReady("the service is starting")
             if headers.get(b"content-type", b"").lower().startswith(b"multipart/"):
@@ -74,6 +87,6 @@ class InferFastPath:
         finally:
             if plane is not None:
                 plane.metrics.observe_request("infer", name if plane.registry.known(name) else "unknown", started)
-        response_headers = [*extra, (b"content-length", str(len(content)).encode())]
+        response_headers = [*extra, *cors, (b"content-length", str(len(content)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": content})

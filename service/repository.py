@@ -1,4 +1,5 @@
-"""The model registry: scans the repository, loads and warms each model once, keeps the failures' reasons."""
+"""The model registry: one state per model folder (loading, ready or failed, and why), each model loaded and warmed
+once; the student and teacher of the friendly routes (`service.pairing`)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,18 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
 from modelrepo.card import SCHEMA_VERSION, ModelCard, unknown_fields
-from modelrepo.layout import CARD_FILE, list_model_dirs, model_path, read_card, sha256_file
+from modelrepo.layout import CARD_FILE, model_path, read_card, sha256_file
 from service.batcher import DynamicBatcher
+from service.declaration import ModelSignature
+from service.discovery import model_folders, servable_version
 from service.errors import NotFound, NotReady
-from service.metrics import Metrics
+from service.metrics import Metrics, ModelMetrics
+from service.pairing import RouteRole, resolve_pair
 from service.runtimes import RUNTIMES
 from service.runtimes.base import LoadError, Runtime
 from service.settings import Settings, ThreadConfig
@@ -27,10 +32,27 @@ class ServedModel:
     version: int
     runtime: Runtime
     batcher: DynamicBatcher
+    metrics: ModelMetrics
+    signature: ModelSignature  # what a v2 request is checked against before its data is read
 
     @property
     def name(self) -> str:
         return self.card.name
+
+
+ModelStatus = Literal["loading", "ready", "failed"]
+
+
+@dataclass
+class ModelState:
+    """One model folder of the repository: where its loading stands and, once it failed, why. `reason` is what
+    clients see (model name and cause, never a path, checksum or file content); the log has the details."""
+
+    name: str
+    status: ModelStatus = "loading"
+    reason: str = ""
+    card: ModelCard | None = None  # once read and checked against its folder
+    version: int | None = None  # the version served, once chosen
 
 
 def _open_version(repo: Path, card: ModelCard, version: int, threads: ThreadConfig) -> Runtime:
@@ -39,13 +61,32 @@ def _open_version(repo: Path, card: ModelCard, version: int, threads: ThreadConf
     if runtime is None:
         raise LoadError(f"platform {card.platform!r} has no runtime in this service; it runs {sorted(RUNTIMES)}")
     path = model_path(repo, card.name, version)
-    if not path.is_file():
-        raise LoadError(f"{path} does not exist")
     expected = card.versions[version].sha256
     digest = sha256_file(path)
     if digest != expected:
-        raise LoadError(f"sha256 of {path} is {digest}, the card says {expected}: refusing to serve it")
+        raise LoadError(
+            f"the sha256 of version {version}'s {path.name} does not match its card: refusing to serve it",
+            detail=f"sha256 of {path} is {digest}, the card says {expected}: refusing to serve it",
+        )
     return runtime.load(path, card, threads)
+
+
+def _card_problems(exc: ValidationError) -> str:
+    """What is wrong with a card, by field, without the values (a card's bytes stay in the log)."""
+    problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'card'}: {e['msg']}" for e in exc.errors())
+    return f"its {CARD_FILE} is not a valid model card: {problems}"
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """(for clients, for the log) of why a model could not be loaded."""
+    if isinstance(exc, LoadError):
+        return str(exc), exc.detail
+    if isinstance(exc, ValidationError):
+        return _card_problems(exc), str(exc)
+    if isinstance(exc, OSError):
+        return f"cannot read its files: {exc.strerror or type(exc).__name__}", str(exc)
+    # e.g. onnxruntime failing on the warm-up batch: never stop the others
+    return f"could not load or warm up: {type(exc).__name__} (the server log says more)", f"{type(exc).__name__}: {exc}"
 
 
 def _note_newer_writer(card: ModelCard) -> None:
@@ -64,46 +105,57 @@ class ModelRegistry:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.models: dict[str, ServedModel] = {}
-        self.failures: dict[str, str] = {}
-        self.pending: set[str] = set()
+        self.states: dict[str, ModelState] = {}  # every model folder of the repository, by name
+        self.models: dict[str, ServedModel] = {}  # the ready ones: looked up on every request
         self.loaded = False  # every model has been tried
+        self.pair = resolve_pair({}, settings.student, settings.teacher)
 
     async def load_all(self) -> None:
         repo = self.settings.models_dir
-        dirs = list_model_dirs(repo) if repo.is_dir() else []
-        if not dirs:
+        names = model_folders(repo) if repo.is_dir() else []
+        if not names:
             log.error("%s", self.empty_reason())
-        self.pending = {d.name for d in dirs}
-        for d in dirs:
-            reason = await self._try_load(d.name)
-            if reason is not None:
-                log.error("%s", reason)
-                self.failures[d.name] = reason
-            self.pending.discard(d.name)
+        self.states = {name: ModelState(name) for name in names}
+        for state in self.states.values():
+            await self._try_load(state)
         self.loaded = True
-        unknown = sorted(set(self.settings.model_overrides) - {d.name for d in dirs})
+        cards = {s.name: s.card for s in self.states.values() if s.card is not None}
+        self.pair = resolve_pair(cards, self.settings.student, self.settings.teacher)
+        unknown = sorted(set(self.settings.model_overrides) - set(names))
         if unknown:
             log.warning("model_overrides name models that are not in %s: %s", repo, unknown)
-        log.info("serving %s; failed: %s", sorted(self.models) or "nothing", sorted(self.failures) or "none")
+        failed = sorted(n for n, s in self.states.items() if s.status == "failed")
+        log.info("serving %s; failed: %s", sorted(self.models) or "nothing", failed or "none")
+        self._log_routes()
 
-    async def _try_load(self, name: str) -> str | None:
-        """Load one model; return why it cannot be served, or None."""
+    def _log_routes(self) -> None:
+        for role in ("student", "teacher"):
+            choice = self.pair[role]
+            if choice.model is not None:
+                log.info("route=%s is answered by %r", role, choice.model)
+            elif choice.status == 503:
+                log.warning("route=%s (and compare, cascade) will answer 503: %s", role, choice.problem)
+
+    async def _try_load(self, state: ModelState) -> None:
         try:
-            await self._load(name)
-        except (LoadError, ValidationError, OSError) as exc:
-            return f"model {name!r} failed to load: {exc}"
-        except Exception as exc:  # e.g. onnxruntime failing on the warm-up batch: never stop the others
-            return f"model {name!r} failed to load or warm up: {type(exc).__name__}: {exc}"
-        return None
+            await self._load(state)
+        except Exception as exc:  # whatever one model does, the others are still loaded
+            public, detail = _failure(exc)
+            state.status, state.reason = "failed", f"model {state.name!r} failed to load: {public}"
+            log.error("model %r failed to load: %s", state.name, detail)
 
-    async def _load(self, dir_name: str) -> None:
+    async def _load(self, state: ModelState) -> None:
         repo = self.settings.models_dir
-        card = read_card(repo / dir_name / CARD_FILE)
-        if card.name != dir_name:
-            raise LoadError(f"the card in folder {dir_name!r} names the model {card.name!r}")
+        card = read_card(repo / state.name / CARD_FILE)
+        if card.name != state.name:
+            raise LoadError(f"the card in folder {state.name!r} names the model {card.name!r}")
+        state.card = card
         _note_newer_writer(card)
-        version = card.latest_version
+        chosen = servable_version(repo, card)
+        if chosen.missing:
+            log.warning("model %r: no model file for version(s) %s that its card names; serving version %d",
+                        card.name, chosen.missing, chosen.version)  # fmt: skip
+        version = state.version = chosen.version
         threads = self.settings.threads_for(card.name)
         config = self.settings.batching_for(card.name)
 
@@ -116,12 +168,15 @@ class ModelRegistry:
         if inline and (on_loop := self.settings.threads_for(card.name, inline=True)) != threads:
             threads = on_loop
             runtime, single_s, batch_s = await load_warm()  # small, since it runs inline: milliseconds
+        run = self.metrics.cpu_counted(runtime.run, card.name, card.role, inline=inline)
+        metrics = self.metrics.for_model(card.name, card.role)
         batcher = DynamicBatcher(
-            card.name, runtime.run, config, self.metrics.for_model(card.name, card.role),
-            inline=inline, retry_after_s=self.settings.retry_after_s,
-        )  # fmt: skip
+            card.name, run, config, metrics, inline=inline, retry_after_s=self.settings.retry_after_s
+        )
         batcher.start()
-        self.models[card.name] = ServedModel(card, version, runtime, batcher)
+        signature = ModelSignature(card.name, card.input, card.output.name, self.settings.max_request_rows)
+        self.models[card.name] = ServedModel(card, version, runtime, batcher, metrics, signature)
+        state.status = "ready"
         self.metrics.model_loaded(card, version)
         log.info(
             "loaded %s v%d (%s, %s, %d intra-op threads): warm %.0f us for 1 row, %.0f us for %d, runs %s",
@@ -145,38 +200,35 @@ class ModelRegistry:
     def ready(self) -> bool:
         return self.loaded and bool(self.models)
 
+    def with_status(self, status: ModelStatus) -> list[ModelState]:
+        return [s for s in self.states.values() if s.status == status]
+
     def known(self, name: str) -> bool:
-        return name in self.models or name in self.failures or name in self.pending
+        return name in self.states
 
     def get(self, name: str, version: str | None = None) -> ServedModel:
         model = self.models.get(name)
         if model is None:
-            if name in self.failures:
-                raise NotReady(self.failures[name])
-            if name in self.pending or not self.loaded:
+            state = self.states.get(name)
+            if state is not None and state.status == "failed":
+                raise NotReady(state.reason)
+            if state is not None or not self.loaded:
                 raise NotReady(f"model {name!r} is loading")
             raise NotFound(f"unknown model {name!r}; served models: {sorted(self.models)}")
         if version is not None and version != str(model.version):
             raise NotFound(f"model {name!r} has no version {version!r} served; served version: {model.version}")
         return model
 
-    def by_role(self, role: str) -> ServedModel:
-        """The model answering `route=student|teacher`: the setting, else the card relations."""
-        chosen = self.settings.student if role == "student" else self.settings.teacher
-        if chosen is not None:
-            return self.get(chosen)
+    def by_role(self, role: RouteRole) -> ServedModel:
+        """The model answering `route=student|teacher` (`service.pairing`); 503 naming it when it is down."""
         if not self.loaded:
             raise NotReady("models are loading")
-        if role == "teacher":
-            student = self.models.get(self.settings.student or "")
-            students = [student] if student else self._with_role("student")
-            teacher = next((s.card.teacher for s in students if s.card.teacher in self.models), None)
-            if teacher is not None:
-                return self.models[teacher]
-        candidates = self._with_role(role)
-        if not candidates:
-            raise NotFound(f"no {role} model is served; served models: {sorted(self.models)}")
-        return candidates[0]
-
-    def _with_role(self, role: str) -> list[ServedModel]:
-        return [self.models[n] for n in sorted(self.models) if self.models[n].card.role == role]
+        choice = self.pair[role]
+        if choice.model is None:
+            raise (NotReady if choice.status == 503 else NotFound)(f"route={role}: {choice.problem}")
+        if choice.model not in self.states:
+            raise NotReady(f"route={role}: its model {choice.model!r} is not in the model repository")
+        try:
+            return self.get(choice.model)
+        except NotReady as exc:
+            raise NotReady(f"route={role}: {exc.message}") from None

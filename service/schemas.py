@@ -21,6 +21,7 @@ class ErrorBody(BaseModel):
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     meaning = {
         400: "the request does not follow the protocol",
+        403: "a browser request from another origin's page (see allowed_origins)",
         404: "unknown model, version or route",
         413: "body, batch or image over the configured limits",
         415: "content type or encoding not accepted",
@@ -40,7 +41,7 @@ def documents(model: type[BaseModel]) -> dict[str, Any]:
     return {"response_model": None, "responses": {200: {"model": model, "description": "success"}}}
 
 
-INFER_ERRORS = errors(400, 404, 413, 415, 422, 500, 503, 504)
+INFER_ERRORS = errors(400, 403, 404, 413, 415, 422, 500, 503, 504)
 
 
 class ServerMetadata(BaseModel):
@@ -98,16 +99,98 @@ class Classified(BaseModel):
 
 class CompareSide(BaseModel):
     model: str
+    role: str = Field(description="the model's role on its card: student or teacher")
     predictions: list[Prediction]
     compute_ms: float
 
 
 class Compared(BaseModel):
-    teacher: CompareSide
-    student: CompareSide
-    speedup: float | None
-    agreement: float
+    a: CompareSide
+    b: CompareSide
+    student: CompareSide | None = Field(
+        default=None, description="the student's side (a or b), when one side is a student and the other a teacher"
+    )
+    teacher: CompareSide | None = Field(default=None, description="the teacher's side, likewise")
+    speedup: float | None = Field(description="b's compute time over a's: how many times faster a ran")
+    agreement: float = Field(description="share of rows on which both gave the same class")
     agree: list[bool]
+
+
+# -- what the web page reads (service.routes.about) ------------------------------------------------------------
+class ModelCardSummary(BaseModel):
+    name: str
+    role: str
+    teacher: str | None
+    version: int
+    platform: str
+    labels: list[str]
+    input: TensorMetadata
+    test_accuracy: float = Field(description="accuracy on the whole test set, measured at export (fraction)")
+    parameters: int
+    size_bytes: int
+    method: str = Field(description="how it was trained: teacher, kd, none, or a newer method's name")
+    method_words: str
+    architecture: str
+    architecture_words: str
+    quantization: dict[str, Any] | None = Field(description="for an INT8 copy: method, FP32 model, accuracies")
+    created: str
+    summary: str = Field(description="the card in one sentence")
+
+
+class ServedPair(BaseModel):
+    student: str | None = Field(description="the model answering route=student (null when none is served)")
+    teacher: str | None
+
+
+class ModelsOverview(BaseModel):
+    models: list[ModelCardSummary]
+    pair: ServedPair
+    cascade_threshold: float = Field(description="the cascade's default threshold (cascade_threshold)")
+    loaded: bool = Field(description="every model has been tried (loaded or failed)")
+    loading: list[str] = Field(description="models still loading")
+    failed: dict[str, str] = Field(description="models that could not be served, and why")
+
+
+class SampleFile(BaseModel):
+    file: str
+    label: str = Field(description="the true class")
+    class_index: int
+    test_index: int = Field(description="its position in the test split")
+    url: str
+
+
+class SampleList(BaseModel):
+    dataset: str | None
+    samples: list[SampleFile]
+    note: str | None = Field(description="why there are no samples, when there are none")
+
+
+class ComputeHistogram(BaseModel):
+    count: float
+    sum: float = Field(description="seconds")
+    buckets: list[list[float]] = Field(description="[upper bound in seconds, cumulative count], +Inf left out")
+
+
+class ModelFigures(BaseModel):
+    role: str | None
+    requests: dict[str, float] = Field(description="requests that reached the model, by outcome")
+    compute: ComputeHistogram = Field(description="distill_inference_duration_seconds")
+    labeled: float
+    correct: float
+
+
+class AgreementFigures(BaseModel):
+    labels: dict[str, str] = Field(description="student, teacher (and source where the service counts one)")
+    agree: float
+    disagree: float
+
+
+class Stats(BaseModel):
+    time: float = Field(description="the server's clock, Unix seconds: divide differences by differences of this")
+    models: dict[str, ModelFigures]
+    endpoints: dict[str, float] = Field(description="requests answered, by endpoint")
+    agreement: list[AgreementFigures]
+    cascade: dict[str, float] = Field(description="cascade rows answered by the student or the teacher")
 
 
 # -- v2 infer (Open Inference Protocol, JSON with Triton's binary tensor data extension) ------------------------

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from modelrepo.host import available_cores
+from service.connections import ConnectionLimits, default_max_connections
 
 ENV_PREFIX = "DISTILL_"
 
@@ -75,13 +76,15 @@ class Settings(BaseSettings):
     )
     student: str | None = Field(
         default=None,
-        description="Model answering `route=student`; default: the only served student (the first by name "
-        "if there are several).",
+        description="Model answering `route=student` (and the student of cascade and compare); default: the "
+        "only student distilled from the teacher (quantized copies aside). With several and no setting, those "
+        "routes answer 503 naming this setting.",
     )
     teacher: str | None = Field(
         default=None,
-        description="Model answering `route=teacher`; default: the student's teacher when served, else the "
-        "only served teacher.",
+        description="Model answering `route=teacher` (and the teacher of cascade and compare); default: the "
+        "teacher of `student` when that is set, else the only teacher in the repository. With several and no "
+        "setting, those routes answer 503 naming this setting.",
     )
     cascade_threshold: float = Field(
         default=0.8,
@@ -133,6 +136,22 @@ class Settings(BaseSettings):
         description="Most decoded pixels (width x height, summed over a request's images) before any is "
         "decoded (413): a small compressed file can declare an enormous image (a decompression bomb).",
     )
+    decode_threads: int = Field(
+        default=0,
+        ge=0,
+        description="Threads decoding uploaded images in each worker process (never the event loop, so probes "
+        "and other requests go on meanwhile); 0 = half the cores available to each worker, at least 1.",
+    )
+    decode_pixel_budget: int = Field(
+        default=2 * 4096 * 4096,
+        ge=1,
+        description="Most image pixels being decoded at once in a worker process (4-5 bytes each while an RGBA "
+        "image is decoded): an image that does not fit waits up to `decode_wait_s` for room, then its request "
+        "gets 503 + Retry-After. At least `max_image_pixels`.",
+    )
+    decode_wait_s: float = Field(
+        default=2.0, ge=0.0, description="Longest an image waits for room in `decode_pixel_budget` before 503."
+    )
     max_inflight_requests: int = Field(
         default=512,
         ge=1,
@@ -145,6 +164,39 @@ class Settings(BaseSettings):
         gt=0.0,
         description="Longest a request may take until its response starts (checked every 0.1 s, or a tenth of "
         "this if shorter); past it the caller gets 504 and its queued rows are dropped, so no request hangs.",
+    )
+    header_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="Longest a request's headers may take to arrive, from its first byte; past it the client gets "
+        "408 and the connection is closed (a client sending headers a byte at a time holds nothing for long).",
+    )
+    body_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="Longest a request's body may take to arrive once its headers have; past it the client gets "
+        "408 and the connection is closed. A request reaches the app (and takes an in-flight slot) only once its "
+        "body is in, so slow bodies never starve requests whose body has arrived.",
+    )
+    idle_timeout_s: float = Field(
+        default=5.0,
+        gt=0.0,
+        description="A connection with no request under way (new, or kept alive after a response) is closed after "
+        "this long.",
+    )
+    max_connections: int = Field(
+        default=0,
+        ge=0,
+        description="Open connections per worker process; past it a new connection closes the oldest idle one, or "
+        "is answered 503 when none is idle. 0 = the open-file limit (`ulimit -n`) less a reserve, so that "
+        "accepting never fails for lack of a file.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Web origins (`scheme://host[:port]`) besides the server's own whose pages may call the API "
+        'from a browser, as JSON: `["https://dash.example.com"]`; `["*"]` allows any. They get CORS headers. '
+        "A request using the service (POST) from any other page's origin is refused with 403; requests without "
+        "an `Origin` header (curl, API clients) are always accepted.",
     )
     shutdown_drain_s: float = Field(
         default=0.0,
@@ -164,6 +216,11 @@ class Settings(BaseSettings):
     def _consistent(self) -> Settings:
         if self.student is not None and self.student == self.teacher:
             raise ValueError("student and teacher must be different models")
+        if self.decode_pixel_budget < self.max_image_pixels:
+            raise ValueError(
+                f"decode_pixel_budget ({self.decode_pixel_budget}) must be at least max_image_pixels "
+                f"({self.max_image_pixels}), or a legal image could never be decoded"
+            )
         return self
 
     def uvicorn_options(self) -> dict[str, Any]:
@@ -174,9 +231,21 @@ class Settings(BaseSettings):
             "log_level": self.log_level,
             "access_log": self.access_log,
             "loop": self.event_loop,
-            "http": "service.protocol:NoDelayHttpToolsProtocol",
+            "http": "service.protocol:ServiceHttpProtocol",
             "timeout_graceful_shutdown": self.shutdown_timeout_s,  # each worker drains and shuts down on its own
         }
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            header_timeout_s=self.header_timeout_s,
+            body_timeout_s=self.body_timeout_s,
+            idle_timeout_s=self.idle_timeout_s,
+            max_connections=self.max_connections or default_max_connections(),
+            max_body_bytes=self.max_body_bytes,
+        )
+
+    def decoding_threads(self) -> int:
+        return self.decode_threads or max(1, available_cores() // self.workers // 2)
 
     def batching_for(self, model: str) -> BatchConfig:
         o = self.model_overrides.get(model, ModelOverrides())

@@ -22,7 +22,12 @@ Tensors = dict[str, np.ndarray]
 
 
 class LoadError(Exception):
-    """The model cannot be served; the message says why."""
+    """The model cannot be served. The message says why, for clients too: it names no path, checksum or file
+    content; `detail` (for the log only) may."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,11 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     "distill_model_size_bytes": ("gauge", {"model"}),
     # Beyond DESIGN.md's table (an addition, not a change): requests shed by the in-flight guard.
     "distill_requests_shed_total": ("counter", {"endpoint"}),
+    # Also additions: CPU time of the process and of each model's runs (the cost of a request, live).
+    "distill_process_cpu_seconds_total": ("counter", set()),
+    "distill_inference_cpu_seconds_total": ("counter", {"model", "role"}),
+    # And connections the server closed or refused (slow, silent, or past the connection limit).
+    "distill_connections_closed_total": ("counter", {"reason"}),
 }
 # Labels every scraped series carries, and the bucket bound of histograms.
 TARGET_LABELS = {"job", "instance"}
@@ -135,12 +140,13 @@ def test_there_are_dashboards() -> None:
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_queries_name_exported_metrics(path: Path) -> None:
     used = set().union(*(check_expr(expr) for _, expr in dashboard_exprs(path)))
-    # The panels the issue asks for: latency, speedup, throughput, queue, batch, accuracy, agreement, cascade.
+    # The panels: latency, speedup, throughput, queue, batch, accuracy, agreement, cascade, CPU per request.
     assert used >= {
         "distill_inference_duration_seconds", "distill_request_duration_seconds", "distill_queue_duration_seconds",
         "distill_batch_size", "distill_inference_requests_total", "distill_predictions_correct_total",
         "distill_predictions_labeled_total", "distill_agreement_total", "distill_cascade_total",
         "distill_model_info", "distill_model_eval_accuracy",
+        "distill_process_cpu_seconds_total", "distill_inference_cpu_seconds_total",
     }  # fmt: skip
 
 
