@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from distill_training.config import PipelineConfig, to_dict
+from distill_training.config import PipelineConfig
 from distill_training.data import Dataset
 from distill_training.logits_cache import Views, train_pixels
 from distill_training.onnx_teacher import OnnxTeacher, OnnxTeacherError, as_logits, open_teacher, output_kind
@@ -74,7 +74,9 @@ class ImportedTeacher:
         sample = np.random.default_rng(0).permutation(len(pixels))[:SAMPLE]
         scores = self.file.scores(pixels[sample], batch_size=self.batch_size)
         self.output_kind = output_kind(scores)
-        check_agreement(self.file, as_logits(scores, self.output_kind), labels[sample], data.labels, self.min_chance_ratio)
+        check_agreement(
+            self.file, as_logits(scores, self.output_kind), labels[sample], data.labels, self.min_chance_ratio
+        )
         self.key = digest(
             {
                 "teacher_sha256": self.file.sha256,
@@ -88,13 +90,13 @@ class ImportedTeacher:
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         logits = as_logits(self.file.scores(images.numpy(), batch_size=self.batch_size), self.output_kind)
         if not np.isfinite(logits).all():
-            raise OnnxTeacherError(f"the teacher {self.file.path} gives NaN or infinite scores: check its preprocessing")
+            raise OnnxTeacherError(
+                f"the teacher {self.file.path} gives NaN or infinite scores: check its preprocessing"
+            )
         return torch.from_numpy(logits)  # (N, K)
 
     def facts(self, views: Views, labels: tuple[str, ...]) -> dict[str, Any]:
         """What its card records of it: `output_kind`, and `train_accuracy` on the train split (view 0, the images
         themselves), which must also be above chance."""
-        accuracy = check_agreement(
-            self.file, views.logits[0].numpy(), views.y.numpy(), labels, self.min_chance_ratio
-        )
+        accuracy = check_agreement(self.file, views.logits[0].numpy(), views.y.numpy(), labels, self.min_chance_ratio)
         return {"output_kind": self.output_kind, "train_accuracy": accuracy}

@@ -101,7 +101,7 @@ def build(ctx: Context, repo: Path) -> Built:
     comparison = compare(ctx, choice.spec, published_teachers.served.record.test_accuracy)
     search_epochs = student_plan(ctx).epochs
     best = _best_on_validation(ctx, comparison, cfg.student.method, (searched[choice.spec], search_epochs))
-    selected = best.record | {"latency_budget": choice.rule, "latency_limit_us": choice.limit_us}
+    selected = best.record | {"latency_budget": choice.rule, "latency_limit_us": choice.limit_json}
     exported = publish_student(
         ctx,
         best.result,

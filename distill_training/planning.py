@@ -92,7 +92,11 @@ def _estimate_latency(cfg: PipelineConfig, data: Dataset, members: int) -> Graph
     """Batch-1 latency of the untrained served teacher (`members` of them) and candidates, the seconds one
     export takes, and the teacher's batch throughput (its logits are computed by onnxruntime)."""
     imported = cfg.onnx_teacher.path
-    nets = {} if imported else {TEACHER: served_model([build_teacher(c, data) for c in member_configs(cfg.teacher, members)])}
+    nets = (
+        {}
+        if imported
+        else {TEACHER: served_model([build_teacher(c, data) for c in member_configs(cfg.teacher, members)])}
+    )
     for spec in candidate_specs(cfg.student):
         nets[spec] = build_student(candidate_config(cfg.student, spec), data)
     threads = cfg.export.latency_threads
@@ -102,7 +106,9 @@ def _estimate_latency(cfg: PipelineConfig, data: Dataset, members: int) -> Graph
     if not imported:
         return measured
     teacher = open_teacher(cfg.onnx_teacher, cfg.data)  # measured as it is, fed as its card will say
-    times = measure_latency({TEACHER: teacher.path}, threads=threads, runs=LATENCY_RUNS, inputs={TEACHER: teacher.input})
+    times = measure_latency(
+        {TEACHER: teacher.path}, threads=threads, runs=LATENCY_RUNS, inputs={TEACHER: teacher.input}
+    )
     return replace(measured, latency_us={TEACHER: float(np.percentile(times[TEACHER], 50)) * 1e6} | measured.latency_us)
 
 

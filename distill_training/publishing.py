@@ -7,6 +7,7 @@ installed into the served repository (`install`), so a failed run leaves that re
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,8 +197,14 @@ def measure(ctx: Context, files: dict[str, Path], inputs: dict[str, TensorSpec])
 @dataclass(frozen=True)
 class Choice:
     spec: str
-    limit_us: float
+    limit_us: float  # inf: no limit
     rule: str
+
+    @property
+    def limit_json(self) -> float | None:
+        """The limit as JSON holds it: null for none (JSON has no infinity, and a card would read it back as
+        null, so the student would never be up to date)."""
+        return self.limit_us if math.isfinite(self.limit_us) else None
 
 
 def choose_candidate(

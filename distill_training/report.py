@@ -168,7 +168,7 @@ def _budget(cfg: PipelineConfig, built: Built, outcome: Outcome) -> dict[str, An
         "estimated_latency_us": run_plan.latency_us,
         "reserve_s": run_plan.reserve_s,
         "latency_budget": built.choice.rule,
-        "latency_limit_us": built.choice.limit_us,
+        "latency_limit_us": built.choice.limit_json,
     }
 
 

@@ -71,12 +71,17 @@ def _targets(targets: list[dict[str, Any]], profile: str) -> Lines:
     return [*lines, ""]
 
 
+def _limit(budget: dict[str, Any]) -> str:
+    limit = budget["latency_limit_us"]
+    return budget["latency_budget"] if limit is None else f"{budget['latency_budget']}: at most {limit:,.1f} µs"
+
+
 def _frontier(frontier: list[dict[str, Any]], budget: dict[str, Any]) -> Lines:
     lines = [
         "## Accuracy-latency frontier",
         "",
         f"Every model the run measured. The exported student is the candidate most accurate on validation within "
-        f"the latency budget ({budget['latency_budget']}: at most {budget['latency_limit_us']:,.1f} µs), at its "
+        f"the latency budget ({_limit(budget)}), at its "
         "method's best seed; candidates train with the exported method on seed 0. Exported models in bold.",
         "",
         "| name | role | architecture | method | parameters | val accuracy | test accuracy | batch-1 p50 |",

@@ -23,6 +23,8 @@ from distill_training.config import PipelineConfig, TeacherConfig, to_dict
 from distill_training.context import Context, load_data, timed
 from distill_training.logits_cache import Views, cached_views
 from distill_training.losses import CONTROL
+from distill_training.onnx_teacher_card import publish_onnx_teacher
+from distill_training.onnx_views import ImportedTeacher
 from distill_training.planning import (
     RunPlan,
     check_latency_budget,
@@ -37,8 +39,6 @@ from distill_training.planning import (
     teacher_deadline,
     teacher_members,
 )
-from distill_training.onnx_teacher_card import publish_onnx_teacher
-from distill_training.onnx_views import ImportedTeacher
 from distill_training.publishing import exported_dir, publish_teacher
 from distill_training.search import folder_name
 from distill_training.staleness import digest, read_meta

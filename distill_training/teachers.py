@@ -2,8 +2,9 @@
 
 Distillation needs nothing else of it: the logits cache keys its files by `Teacher.key` and fills them with
 `Teacher.logits`, so a teacher trained here (`ExportedTeacher` runs its export) and one brought from elsewhere as
-an ONNX file (`onnx_views.ImportedTeacher`) are alike to everything downstream. Our own teacher is one net or several members, each trained by
-`train.train_teacher` on its own seed, averaged by `nets.Ensemble` and exported as one ONNX graph.
+an ONNX file (`onnx_views.ImportedTeacher`) are alike to everything downstream. Our own teacher is one net or
+several members, each trained by `train.train_teacher` on its own seed, averaged by `nets.Ensemble` and exported
+as one ONNX graph.
 """
 
 from __future__ import annotations
