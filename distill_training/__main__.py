@@ -1,5 +1,5 @@
-"""`python -m distill_training <step>`: teacher, logits, student, kd-vs-control, tune, export, report, pipeline;
-and distill (the pipeline for your own teacher, an ONNX file, on your own data).
+"""`python -m distill_training <step>`: plan, teacher, logits, student, search, compare, tune, export, report,
+pipeline; and distill (the pipeline for your own teacher, an ONNX file, on your own data).
 
 Every step first brings its inputs up to date (skipping what is already built), so each runs on its own.
 """
@@ -12,64 +12,95 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill_training import distill
-from distill_training import pipeline as steps
+from distill_training import distill, pipeline, steps
 from distill_training.config import PROFILES, ConfigError, PipelineConfig, load_config, parse_set_args
 from distill_training.context import Context, open_context
 from distill_training.data import DatasetError
-from distill_training.export import ExportValidationError, Published
+from distill_training.export import ExportValidationError
 from distill_training.losses import LOSSES
 from distill_training.onnx_teacher import OnnxTeacherError
+from distill_training.planning import RunPlan
 from distill_training.staleness import read_meta
 
 Step = Callable[[Context, argparse.Namespace], None]
 
 
+def _plan(ctx: Context, args: argparse.Namespace) -> None:
+    run_plan = steps.run_plan(ctx)
+    if run_plan.speeds is not None:
+        speeds = run_plan.speeds
+        print(
+            f"measured (1-minute load average {speeds.load_1min:.1f}): teacher epoch "
+            + ", ".join(f"{s:.0f} s" for s in speeds.teacher_epoch_s)
+            + f" side by side, {speeds.teacher_alone_s:.0f} s alone on {speeds.teacher_alone_threads} thread(s); "
+            + "student epoch "
+            + ", ".join(f"{spec} {s:.1f} s" for spec, s in speeds.student_epoch_s.items())
+        )
+    print("batch-1 latency before training: " + ", ".join(f"{k} {v:.1f} µs" for k, v in run_plan.latency_us.items()))
+    print(f"-> {ctx.run_dir / 'plan.json'}")
+
+
 def _teacher(ctx: Context, args: argparse.Namespace) -> None:
-    path = steps.teacher_weights(ctx)
-    meta = read_meta(path.parent)
-    print(f"teacher: {path} (best val accuracy {meta['val_accuracy']:.4f})")
+    for path in steps.teacher_weights(ctx):
+        print(f"teacher: {path} (best val accuracy {read_meta(path.parent)['val_accuracy']:.4f})")
 
 
 def _logits(ctx: Context, args: argparse.Namespace) -> None:
-    (x, _, logits), key = steps.student_views(ctx)
-    print(f"teacher logits: {tuple(logits.shape)} for {len(x):,} training views, cache key {key[:16]}")
+    views = steps.student_views(ctx)
+    print(
+        f"teacher logits: {tuple(views.logits.shape)} ({views.views.count} views of {len(views.x):,} training "
+        f"images), cache key {views.key[:16]}"
+    )
+
+
+def _candidate(ctx: Context, args: argparse.Namespace) -> str:
+    return str(args.candidate or steps.student_plan(ctx).candidates[0])
 
 
 def _student(ctx: Context, args: argparse.Namespace) -> None:
-    r = steps.student(ctx, args.method, args.seed)
-    print(f"student {r.method} seed {r.seed}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f} -> {r.weights}")
+    spec = _candidate(ctx, args)
+    r = steps.student(ctx, (spec, args.method or ctx.cfg.student.method, args.seed, steps.student_plan(ctx).epochs))
+    print(
+        f"student {spec} {r.method} seed {r.seed}: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f} -> {r.weights}"
+    )
 
 
-def _kd_vs_control(ctx: Context, args: argparse.Namespace) -> None:
-    _print_comparison(steps.kd_vs_control(ctx, args.seeds or ctx.cfg.student.seeds), ctx.run_dir)
+def _search(ctx: Context, args: argparse.Namespace) -> None:
+    for spec, r in steps.search(ctx).items():
+        print(f"{spec:20s} {r.method} seed 0: val {r.val_accuracy:.4f}, test {r.test_accuracy:.4f}")
+
+
+def _compare(ctx: Context, args: argparse.Namespace) -> None:
+    teacher = steps.teachers(ctx).served.record.test_accuracy
+    _print_comparison(steps.compare(ctx, _candidate(ctx, args), teacher), ctx.run_dir)
 
 
 def _tune(ctx: Context, args: argparse.Namespace) -> None:
     floats = [[float(v) for v in text.split(",")] for text in (args.temperatures, args.weights)]
-    rows = steps.tune(ctx, *floats)
+    rows = steps.tune(ctx, _candidate(ctx, args), *floats)
     for row in rows:
-        print(f"T={row['temperature']:<4g} weight={row['kd_weight']:<4g} val accuracy {row['val_accuracy']:.4f}")
-    best = rows[0]
+        print(f"T={row.temperature:<4g} weight={row.kd_weight:<4g} val accuracy {row.val_accuracy:.4f}")
     print(
-        f"best on the validation split: --set student.temperature={best['temperature']:g} "
-        f"--set student.kd_weight={best['kd_weight']:g} -> {ctx.run_dir / 'tuning.json'}"
+        f"best on the validation split: --set student.temperature={rows[0].temperature:g} "
+        f"--set student.kd_weight={rows[0].kd_weight:g} -> {ctx.run_dir / 'tuning.json'}"
     )
 
 
 def _export(ctx: Context, args: argparse.Namespace) -> None:
-    _print_published(steps.export_all(ctx, Path(args.out)))
+    _print_built(pipeline.build(ctx, Path(args.out)))
 
 
 def _report(ctx: Context, args: argparse.Namespace) -> None:
-    _print_report(steps.report(ctx, Path(args.out), _reports(args)))
+    written = pipeline.report(ctx, Path(args.out), _reports(args))
+    _print_built(written.built)
+    print(f"report: {written.path}")
 
 
 def _pipeline(ctx: Context, args: argparse.Namespace) -> None:
-    run = steps.run_pipeline(ctx, Path(args.out), _reports(args))
-    _print_comparison(run.comparison, ctx.run_dir)
-    _print_published(run.published)
-    _print_report(run.report)
+    run = pipeline.run_pipeline(ctx, Path(args.out), _reports(args))
+    _print_comparison(run.report.built.comparison, ctx.run_dir)
+    _print_built(run.report.built)
+    print(f"report: {run.report.path}")
     print(f"pipeline ({ctx.cfg.profile}) done in {run.seconds:.0f} s; models in {args.out}")
 
 
@@ -82,35 +113,46 @@ def _reports(args: argparse.Namespace) -> Path | None:
     return Path(args.reports) if args.reports else None
 
 
-def _print_comparison(summary: dict[str, Any], run_dir: Path) -> None:
-    kd, none, diff = summary["kd"], summary["none"], summary["difference"]
-    print(f"KD:      {kd['mean']:.2%} ± {kd['std'] * 100:.2f} pts  {[f'{a:.4f}' for a in kd['test_accuracy']]}")
-    print(f"control: {none['mean']:.2%} ± {none['std'] * 100:.2f} pts  {[f'{a:.4f}' for a in none['test_accuracy']]}")
-    print(
-        f"KD - control: {diff['mean'] * 100:+.2f} ± {diff['std'] * 100:.2f} pts, KD ahead on "
-        f"{diff['kd_wins']}/{summary['seeds']} seeds -> {run_dir / 'comparison.json'}"
+def print_plan(cfg: PipelineConfig, run_plan: RunPlan) -> None:
+    plan = run_plan.plan
+    budget = f"{run_plan.budget_s / 60:g}-minute budget" if run_plan.budget_s else "no time budget"
+    teacher = (
+        f"{cfg.onnx_teacher.path} (not trained here)"
+        if cfg.onnx_teacher.path
+        else f"{plan.members} member(s) x {plan.teacher_epochs} epochs"
     )
+    print(
+        f"plan ({budget}): teacher {teacher}, students "
+        f"{plan.students.epochs} epochs x {plan.students.seeds} seeds, candidates {', '.join(plan.students.candidates)}"
+    )
+    cuts = [*plan.cuts, *plan.students.cuts]
+    if cuts:
+        print(f"the budget cut: {'; '.join(cuts)}")
 
 
-def _print_published(published: dict[str, Published]) -> None:
-    for label, pub in published.items():
-        record = pub.card.versions[pub.card.latest_version]
-        diff = pub.validation.get("max_abs_diff")
-        checked = f"max abs diff {diff:.1e}" if diff is not None else "copied as it is"
+def _print_comparison(summary: dict[str, Any], run_dir: Path) -> None:
+    for method, stats in summary["methods"].items():
+        accs = [f"{a:.4f}" for a in stats["test_accuracy"]]
+        print(f"{method:11s} {stats['mean']:.2%} ± {stats['std'] * 100:.2f} pts  {accs}")
+    for method, v in summary["versus_control"].items():
         print(
-            f"{label}: {pub.model_file} ({record.parameters:,} params, {record.size_bytes / 1024:,.0f} KiB, "
-            f"ONNX test accuracy {record.test_accuracy:.4f}, {checked})"
+            f"{method} - control: {v['mean'] * 100:+.2f} ± {v['std'] * 100:.2f} pts, ahead on {v['wins']}/"
+            f"{summary['seeds']} seeds, {v['gap_closed']:.0%} of the gap to the teacher closed"
         )
+    print(f"-> {run_dir / 'comparison.json'}")
 
 
-def _print_report(report: steps.Report) -> None:
-    teacher = report.rows[0]
-    for row in report.rows:
+def _print_built(built: pipeline.Built) -> None:
+    for e in built.frontier:
+        mark = "*" if e.exported else " "
         print(
-            f"{row.label:8s} {row.accuracy:.2%}  {row.parameters:>9,} params  p50 {row.p50_us:8.1f} µs  "
-            f"speedup {teacher.p50_us / row.p50_us:5.1f}x"
+            f"{mark} {e.role:9s} {e.name:34s} {e.architecture:16s} {e.method:10s} {e.parameters:>9,} params  "
+            f"val {e.val_accuracy:.2%}  test {e.test_accuracy:.2%}  p50 {e.latency_us:8.1f} µs"
         )
-    print(f"report: {report.path}")
+    print(
+        f"exported student: {built.student.card.name} ({built.choice.spec}, {built.student.record.method}); "
+        f"latency budget: {built.choice.rule}"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,24 +175,37 @@ def _parser() -> argparse.ArgumentParser:
         "--run-dir",
         help="work directory for checkpoints and caches (default runs/<profile>; distill: runs/NAME-<profile>)",
     )
+    common.add_argument(
+        "--time-budget-min", type=float, help="fit the work to this many minutes on this machine (0: no budget)"
+    )
+    common.add_argument(
+        "--latency-budget-us", type=float, help="the exported student's batch-1 latency at most this (0: none)"
+    )
+    common.add_argument(
+        "--min-speedup", type=float, help="the exported student at least this many times faster than the teacher"
+    )
 
     def add(name: str, fn: Step, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=help_, description=help_)
         p.set_defaults(fn=fn)
         return p
 
-    add("teacher", _teacher, "train the teacher (checkpoint every epoch; resumes when interrupted)")
-    add("logits", _logits, "cache the teacher's logits on the training views")
+    add("plan", _plan, "measure this machine, fit the recipe to the time budget, check the latency budget; print it")
+    add("teacher", _teacher, "train the teacher's members (checkpoint every epoch; resumes when interrupted)")
+    add("logits", _logits, "cache the teacher's logits on the students' views")
     p = add("student", _student, "train one student")
-    p.add_argument("--method", choices=list(LOSSES), default="kd", help="how it is trained (losses.LOSSES)")
+    p.add_argument("--candidate", help="architecture:size, e.g. cnn:16-32 (default: the first candidate)")
+    p.add_argument("--method", choices=list(LOSSES), help="how it is trained (default: student.method)")
     p.add_argument("--seed", type=int, default=0)
-    p = add("kd-vs-control", _kd_vs_control, "train KD and control students on the same seeds; mean and spread")
-    p.add_argument("--seeds", type=int, default=0, help="number of seeds (default: student.seeds of the profile)")
+    add("search", _search, "train every candidate student with student.method on seed 0")
+    p = add("compare", _compare, "every method and the control on the same seeds of one candidate; mean and spread")
+    p.add_argument("--candidate", help="architecture:size (default: the first candidate)")
     p = add("tune", _tune, "grid-search the KD temperature and weight on the validation split (seed 0)")
+    p.add_argument("--candidate", help="architecture:size (default: the first candidate)")
     p.add_argument("--temperatures", default="1,2,4", help="comma-separated (default 1,2,4)")
     p.add_argument("--weights", default="0.5,0.7,0.9", help="comma-separated KD weights (default 0.5,0.7,0.9)")
     for name, fn, help_ in (
-        ("export", _export, "export, validate and publish the teacher and KD student (control into the run dir)"),
+        ("export", _export, "search, choose, compare; publish the teacher and the student (the rest into the run dir)"),
         ("report", _report, "measure latency and write reports/distillation.md, .json and plots"),
         ("pipeline", _pipeline, "all steps, skipping those whose outputs are up to date"),
     ):
@@ -174,6 +229,12 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     overrides.update(parse_set_args(args.set))
     if args.run_dir:
         overrides["run_dir"] = args.run_dir
+    flags = {
+        "time_budget_min": args.time_budget_min,
+        "latency_budget_us": args.latency_budget_us,
+        "min_speedup": args.min_speedup,
+    }
+    overrides.update({f"budget.{key}": str(value) for key, value in flags.items() if value is not None})
     return load_config(args.profile, args.config, overrides)
 
 
@@ -181,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         ctx = open_context(_config(args))
+        print_plan(ctx.cfg, steps.run_plan(ctx))
         args.fn(ctx, args)
     except (DatasetError, ConfigError, OnnxTeacherError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -42,14 +42,21 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """The teacher: its architecture (a name in `nets.TEACHERS`), the net's sizes, and its training recipe."""
+    """The teacher: one net, or an ensemble of several averaged into one; each member's architecture (a name in
+    `nets.TEACHERS`), the nets' sizes, and the training recipe every member follows."""
 
     name: str = "fmnist-teacher"
-    architecture: str = "conv"  # two conv stages then a dense head (most parameters, few MACs)
-    width: int = 32  # channels of the first stage; the second has twice as many
-    hidden: int = 512  # dense head
+    architecture: str = "conv"  # conv: two conv stages then a dense head; resnet: residual stages, pooled head
+    # An ensemble: the members' architectures, member i trained on seed `seed + i`, their logits averaged and
+    # served as one ONNX teacher. Empty: one teacher of `architecture`. The time budget keeps a second member only
+    # where each gets the full `epochs` (epochs pay more than members below that).
+    members: tuple[str, ...] = ("conv", "conv")
+    width: int = 32  # channels of the first stage; the next stages have twice (conv) or 2x and 4x (resnet)
+    hidden: int = 512  # conv: the dense head
+    blocks: int = 1  # resnet: residual blocks per stage
     dropout: float = 0.3
-    epochs: int = 12
+    epochs: int = 12  # per member, the most: the time budget gives fewer on a slower machine, never below
+    min_epochs: int = 6
     batch_size: int = 256
     lr: float = 3e-3  # peak of the one-cycle schedule (AdamW)
     weight_decay: float = 5e-4
@@ -61,28 +68,46 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class StudentConfig:
-    """A student distilled from cached teacher logits, and its label-only control: its architecture (a name in
-    `nets.STUDENTS`), the net's sizes, and its training recipe. The loss is the method's (`losses.LOSSES`).
+    """Students distilled from cached teacher logits, and their label-only control: the candidate architectures
+    (names in `nets.STUDENTS` with their sizes), the methods (`losses.LOSSES`), and the recipe they all share.
 
     How the defaults were chosen, and what else was tried: docs/decisions.md, section Training.
     """
 
     name: str = "fmnist-student"
     control_name: str = "fmnist-control"  # exported into the run directory, not the served repository
-    architecture: str = "mlp"
-    hidden: tuple[int, ...] = (128, 128)  # the MLP's hidden layers
-    epochs: int = 20
+    # The candidates searched, `architecture:size` (mlp:128-128 hidden layers, cnn:16-32 conv widths,
+    # mobilenet:32x2 width x depth). Each trains with `method` on seed 0; the most accurate on validation that
+    # meets the latency budget is the exported architecture.
+    candidates: tuple[str, ...] = ("mlp:128-128", "cnn:16-32", "cnn:32-64", "mobilenet:32x1")
+    architecture: str = "auto"  # auto: search every candidate; a name: only that architecture's candidates
+    method: str = "kd"  # the method of the search and of the exported student
+    # Each compared with the control on the same seeds. `consistent` too where the schedule can be long: at 15-19
+    # epochs here it scored no better than the control (docs/decisions.md, Training).
+    methods: tuple[str, ...] = ("kd", "dkd")
+    seeds: int = 3  # the comparison trains seeds 0..seeds-1 of each method and of the control
+    # The sizes of one student (a candidate sets those of its architecture).
+    hidden: tuple[int, ...] = (128, 128)  # mlp: hidden layers
+    channels: tuple[int, ...] = (16, 32)  # cnn: conv widths, the first two with stride 2
+    width: int = 32  # mobilenet: the stem's channels (the first block doubles them)
+    depth: int = 1  # mobilenet: depthwise-separable blocks
+    epochs: int = 40  # the most: the time budget gives fewer on a slower machine, never below min_epochs
+    min_epochs: int = 10
     batch_size: int = 256
-    lr: float = 2e-3  # peak of the one-cycle schedule (AdamW)
+    lr: float = 3e-3  # peak of the one-cycle schedule (AdamW)
     weight_decay: float = 1e-4
-    temperature: float = 2.0  # KD temperature T: low temperatures suit a small student
-    kd_weight: float = 0.5  # weight of the soft (KD) term; 1 - kd_weight goes to cross-entropy
-    hflip_view: bool = True  # also train on mirrored images (their teacher logits are cached too)
-    shift: int = 0  # random shifts of up to this many pixels (teacher logits of the unshifted image)
+    temperature: float = 2.0  # kd: temperature T; low temperatures suit a small student
+    kd_weight: float = 0.5  # kd: weight of the soft term; 1 - kd_weight goes to cross-entropy
+    dkd_alpha: float = 1.0  # dkd: weight of the target-class term
+    dkd_beta: float = 1.0  # dkd: weight of the non-target-class term (the paper's 8 is for 100 classes)
+    dkd_temperature: float = 4.0
+    consistent_temperature: float = 1.0  # consistent: function matching at this temperature, no labels
+    # Teacher-scored views per training image: 0 the image, 1 its mirror (the views of kd, dkd and the control),
+    # 2.. random shifts of up to 2 pixels and flips (consistent teaching samples all of them).
+    views: int = 4
     # Intra-op threads per student: its matmuls are small, and a second thread on cores shared with other jobs
     # makes every op wait for it to be scheduled.
     threads: int = 1
-    seeds: int = 3  # kd-vs-control trains seeds 0..seeds-1 of both methods; the best on validation is exported
 
 
 @dataclass(frozen=True)
@@ -96,6 +121,18 @@ class ExportConfig:
     latency_threads: int = 1  # same intra-op thread count for every model
     latency_runs: int = 2000
     report_dir: str = "reports"
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """What the pipeline must fit: a wall-time budget (it measures this machine's speed first and fits teacher
+    members, epochs, seeds and candidates to it) and a latency budget for the exported student."""
+
+    time_budget_min: float = 15.0  # 0: no time budget, the full recipe
+    teacher_share: float = 0.55  # of the time left after calibration and the export reserve, for the teacher
+    latency_budget_us: float = 0.0  # the exported student's onnxruntime batch-1 latency at most this (0: none)
+    min_speedup: float = 20.0  # ...and at least this many times faster than the served teacher (0: none)
+    calibration_steps: int = 6  # timed training steps per architecture
 
 
 @dataclass(frozen=True)
@@ -121,21 +158,36 @@ class PipelineConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     onnx_teacher: OnnxTeacherConfig = field(default_factory=OnnxTeacherConfig)
 
 
+SECTIONS = ("data", "teacher", "student", "export", "budget", "onnx_teacher")
+
+
 def profile_config(profile: str) -> PipelineConfig:
-    """The defaults of a profile: `default` (the real models) or `quick` (tiny nets on a subset, ~2 minutes)."""
+    """The defaults of a profile: `default` (the real models) or `quick` (tiny nets on a subset, about 2 minutes)."""
     if profile == "default":
         return PipelineConfig()
     if profile == "quick":
+        # The whole machinery in miniature: a two-member ensemble, three candidates, every method, two seeds.
         return PipelineConfig(
             profile="quick",
             run_dir="runs/quick",
             data=DataConfig(val_size=1000, train_limit=8000),
-            teacher=TeacherConfig(width=8, hidden=64, epochs=2, dropout=0.1),
-            student=StudentConfig(hidden=(32,), epochs=3, seeds=2),
+            teacher=TeacherConfig(width=8, hidden=64, members=("conv", "conv"), epochs=3, min_epochs=1, dropout=0.1),
+            student=StudentConfig(
+                candidates=("mlp:32", "cnn:8-16", "mobilenet:8x1"),
+                methods=("kd", "dkd", "consistent"),
+                seeds=2,
+                epochs=4,
+                min_epochs=1,
+                views=3,
+            ),
             export=ExportConfig(validate_images=256, latency_runs=200),
+            # A budget it fits in with room to spare even on a busy 2-core machine (it takes about a minute), so
+            # the tests see the whole recipe; what the budget cuts is tested on its own (tests/unit).
+            budget=BudgetConfig(time_budget_min=6.0, min_speedup=2.0, calibration_steps=3),
         )
     raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
 
@@ -192,7 +244,7 @@ def apply_overrides(config: PipelineConfig, overrides: dict[str, Any]) -> Pipeli
         if not section_name:
             config = cast(PipelineConfig, _apply(config, key, value))
             continue
-        if section_name not in ("data", "teacher", "student", "export", "onnx_teacher"):
+        if section_name not in SECTIONS:
             raise ConfigError(f"unknown section {section_name!r} in {dotted!r}")
         section = _apply(getattr(config, section_name), key, value)
         config = replace(config, **{section_name: section})

@@ -10,13 +10,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from distill_training.budget import StudentPlan
 from distill_training.config import PipelineConfig, lookup, save_config
 from distill_training.data import Dataset, load_dataset
 from distill_training.distill import configured
 from distill_training.logits_cache import Views
-from distill_training.nets import STUDENTS, TEACHERS
+from distill_training.losses import LOSSES
+from distill_training.nets import TEACHERS
+from distill_training.planning import RunPlan
+from distill_training.search import candidate_specs
+from distill_training.teachers import Teachers, member_configs
 
 T = TypeVar("T")
 TIMINGS = "timings.json"
@@ -25,17 +30,33 @@ CACHED_SECONDS = 2.0  # a step that took less than this found its outputs up to 
 
 @dataclass
 class Context:
-    """What the steps share in one invocation: the config, the data (loaded once) and step timings."""
+    """What the steps share in one invocation: the config, the data (loaded once), step timings, and what is
+    worked out once per invocation (the plan, the students' views)."""
 
     cfg: PipelineConfig
     data: Dataset
     timings: dict[str, float]
     loads: dict[str, float] = field(default_factory=dict)
-    views: tuple[Views, str] | None = None  # the students' training views, built once per invocation
+    started: float = field(default_factory=time.perf_counter)  # the time budget counts from here
+    data_load_s: float = 0.0
+    run_plan: RunPlan | None = None
+    teachers: Teachers | None = None  # published into the run directory
+    students: StudentPlan | None = None  # the search's plan, fitted again once the teacher is done
+    views: Views | None = None
+    imported_facts: dict[str, Any] = field(default_factory=dict)  # a teacher brought as an ONNX file: for its card
 
     @property
     def run_dir(self) -> Path:
         return Path(self.cfg.run_dir)
+
+
+def check_names(cfg: PipelineConfig) -> None:
+    """A ConfigError for any architecture, candidate or method the config names that the tables lack."""
+    for member in member_configs(cfg.teacher):
+        lookup(TEACHERS, member.architecture, "teacher architecture")
+    candidate_specs(cfg.student)
+    for method in (cfg.student.method, *cfg.student.methods):
+        lookup(LOSSES, method, "student method")
 
 
 def load_data(cfg: PipelineConfig) -> Dataset:
@@ -46,16 +67,17 @@ def load_data(cfg: PipelineConfig) -> Dataset:
 def open_context(cfg: PipelineConfig) -> Context:
     """Check the names the config gives and a teacher brought as an ONNX file (before any training), load the
     data (printing what the loader noticed), save the config, with the data's class names, in the run dir."""
-    lookup(TEACHERS, cfg.teacher.architecture, "teacher.architecture")
-    lookup(STUDENTS, cfg.student.architecture, "student.architecture")
+    start = time.perf_counter()
+    check_names(cfg)
     if cfg.onnx_teacher.path:
         cfg = configured(cfg)
     data = load_data(cfg)
+    loaded = time.perf_counter() - start
     for note in data.notes:
         print(note, file=sys.stderr)
     cfg = replace(cfg, data=replace(cfg.data, labels=data.labels))
     save_config(cfg, Path(cfg.run_dir) / "config.yaml")
-    return Context(cfg, data, {})
+    return Context(cfg, data, {}, started=start, data_load_s=loaded)
 
 
 def timed(ctx: Context, step: str, fn: Callable[[], T]) -> T:

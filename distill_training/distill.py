@@ -71,6 +71,9 @@ def overrides(args: argparse.Namespace) -> dict[str, str]:
         "student.control_name": f"{name}-control",
         "run_dir": f"runs/{name}-{args.profile}",
         "export.report_dir": f"reports/{name}",
+        # Your teacher may be of any size: the student is the most accurate candidate, as fast as it is
+        # (--min-speedup or --latency-budget-us ask for more).
+        "budget.min_speedup": "0",
     }
     return out
 

@@ -29,8 +29,8 @@ from torch import nn
 from distill_training.config import ConfigError, ExportConfig
 from distill_training.data import Dataset
 from distill_training.losses import LOSSES
-from distill_training.nets import STUDENTS, TEACHERS, count_parameters, set_memory_format
-from modelrepo.card import ModelCard, Preprocessing, Role, TensorSpec, VersionRecord
+from distill_training.nets import ENSEMBLE, STUDENTS, TEACHERS, count_parameters, set_memory_format
+from modelrepo.card import Ensemble, ModelCard, Preprocessing, Role, TensorSpec, VersionRecord
 from modelrepo.layout import card_path, model_path, read_card, sha256_file, write_card
 from modelrepo.onnx import open_session
 
@@ -44,7 +44,7 @@ class ExportValidationError(Exception):
 
 
 @contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
+def quiet_exporter() -> Iterator[None]:
     """The dynamo exporter logs optional-dependency notes and emits FutureWarnings from torch internals."""
     logger = logging.getLogger("torch.onnx")
     level = logger.level
@@ -62,7 +62,7 @@ def export_onnx(model: nn.Module, image_shape: tuple[int, int, int], path: Path,
     model = set_memory_format(model, torch.contiguous_format).eval()
     example = torch.zeros(2, *image_shape)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _quiet_exporter(), torch.no_grad():
+    with quiet_exporter(), torch.no_grad():
         torch.onnx.export(
             model,
             (example,),
@@ -124,6 +124,15 @@ class Published:
     model_file: Path
     validation: dict[str, Any]
 
+    @property
+    def record(self) -> VersionRecord:
+        return self.card.versions[self.card.latest_version]
+
+    @property
+    def val_accuracy(self) -> float:
+        """Of the ONNX model on the validation split, measured at export (the selection's number)."""
+        return float(self.record.config.get("val_accuracy", 0.0))
+
 
 def publish(
     model: nn.Module,
@@ -136,13 +145,15 @@ def publish(
     method: str,
     architecture: str,
     teacher: str | None,
-    source: Path,
+    source_sha256: str,
     config: dict[str, Any],
+    ensemble: Ensemble | None = None,
     version: int = 1,
 ) -> Published:
-    """Export `model` (weights from `source`), validate, measure, publish with its card; skip if up to date."""
+    """Export `model` (its weights hashed as `source_sha256`), validate, measure, publish with its card; skip if
+    up to date."""
     check_names(role, method, architecture)
-    source_sha = sha256_file(source)
+    source_sha = source_sha256
     target = model_path(repo, name, version)
     existing = published_if_up_to_date(repo, name, version, (method, architecture), source_sha, config)
     if existing is not None:
@@ -151,6 +162,7 @@ def publish(
     try:
         check = validate(staging, model, data.test_x[: cfg.validate_images], cfg)
         test_accuracy = onnx_accuracy(staging, data.test_x, data.test_y)
+        val_accuracy = onnx_accuracy(staging, data.val_x, data.val_y)
     except ExportValidationError:
         shutil.rmtree(staging.parent, ignore_errors=True)
         raise
@@ -166,7 +178,12 @@ def publish(
         test_accuracy=test_accuracy,
         method=method,
         architecture=architecture,
-        config={"training": config, "source_sha256": source_sha, "validation": validation},
+        config={
+            "training": config,
+            "source_sha256": source_sha,
+            "validation": validation,
+            "val_accuracy": val_accuracy,
+        },
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     card = ModelCard(
@@ -178,6 +195,7 @@ def publish(
         output=TensorSpec(name=OUTPUT_NAME, datatype="FP32", shape=[-1, len(data.labels)]),
         preprocessing=Preprocessing(height=h, width=w, channels=1 if c == 1 else 3, mean=data.mean, std=data.std),
         versions={version: record},
+        ensemble=ensemble,
     )
     write_card(repo, card)
     return Published(card, target, validation)
@@ -186,7 +204,7 @@ def publish(
 def check_names(role: Role, method: str, architecture: str) -> None:
     """A ConfigError unless `method` and `architecture` are entries of this package's tables for `role`."""
     methods = [TEACHER_METHOD] if role == "teacher" else list(LOSSES)
-    architectures = list(TEACHERS if role == "teacher" else STUDENTS)
+    architectures = [*TEACHERS, ENSEMBLE] if role == "teacher" else list(STUDENTS)
     for kind, name, known in (("method", method, methods), ("architecture", architecture, architectures)):
         if name not in known:
             raise ConfigError(f"unknown {role} {kind} {name!r}; known: {', '.join(known)}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,14 +22,27 @@ def example_input(spec: TensorSpec, rng: np.random.Generator) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
 
 
+def _feed(sess: Any, spec: TensorSpec | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One row for the model: as its card declares the input (`spec`), else a float row of the graph's input."""
+    if spec is not None:
+        return {spec.name: example_input(spec, rng)}
+    arg = sess.get_inputs()[0]
+    return {arg.name: rng.standard_normal([1, *(int(d) for d in arg.shape[1:])]).astype(np.float32)}
+
+
 def measure_latency(
-    models: dict[str, tuple[Path, TensorSpec]], *, threads: int, runs: int, rounds: int = 10
+    models: Mapping[str, Path],
+    *,
+    threads: int,
+    runs: int,
+    rounds: int = 10,
+    inputs: Mapping[str, TensorSpec] | None = None,
 ) -> dict[str, list[float]]:
-    """Batch-1 onnxruntime latencies (seconds) per model (its file and its card's input), `runs` calls split
-    over interleaved rounds."""
-    sessions = {label: session(path, threads=threads) for label, (path, _) in models.items()}
+    """Batch-1 onnxruntime latencies (seconds) per model file, `runs` calls split over interleaved rounds; each
+    fed as `inputs` (by model, a card's input) declares, else a float row of its graph's input."""
+    sessions = {label: session(path, threads=threads) for label, path in models.items()}
     rng = np.random.default_rng(0)
-    feeds = {label: {spec.name: example_input(spec, rng)} for label, (_, spec) in models.items()}
+    feeds = {label: _feed(sess, (inputs or {}).get(label), rng) for label, sess in sessions.items()}
     times: dict[str, list[float]] = {label: [] for label in sessions}
     for label, sess in sessions.items():
         for _ in range(20):  # warm-up

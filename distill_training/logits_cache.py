@@ -1,68 +1,89 @@
-"""Teacher logits on the training views, computed once per teacher checkpoint and cached on disk.
+"""Teacher logits on the students' fixed training views, computed once per teacher and cached on disk.
 
-The cache key hashes the teacher's weights file, the data and the views, so a new teacher (or new data) never
-reuses stale logits, and distillation epochs then cost what a label-only student epoch costs.
+The cache key hashes the teacher's key (its weights), the data and the views, so a new teacher (or new data)
+never reuses stale logits, and distillation epochs then cost what a label-only student epoch costs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from distill_training.config import PipelineConfig, to_dict
 from distill_training.data import Dataset
-from distill_training.nets import set_memory_format
+from distill_training.losses import ALL_VIEWS
 from distill_training.staleness import digest
-from distill_training.train import build_teacher, load_weights
-from modelrepo.layout import sha256_file
+from distill_training.teachers import Teacher
+from distill_training.views import FIXED_VIEWS, ViewSet, fixed_views
 
-Views = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # images (N, C, H, W), labels (N,), teacher logits (N, K)
-
-
-def training_views(data: Dataset, *, hflip: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed set of training images a student sees: the train split, plus its mirror images if asked."""
-    if not hflip:
-        return data.train_x, data.train_y
-    return torch.cat([data.train_x, data.train_x.flip(3)]), torch.cat([data.train_y, data.train_y])
+VIEW_SEED = 12345  # the views are fixed: the same for every teacher, method and seed
 
 
-def logits_key(cfg: PipelineConfig, data: Dataset, teacher_weights: Path) -> str:
+@dataclass(frozen=True)
+class Views:
+    """What a student trains on: images (N, C, H, W), labels (N,), the fixed views of each image, and the
+    teacher's logits on every view (V, N, K)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    views: ViewSet
+    logits: torch.Tensor
+    key: str  # keys the students trained on these logits
+
+
+def view_count(cfg: PipelineConfig) -> int:
+    """All `student.views` where a method needs them (`losses.ALL_VIEWS`), else the image and its mirror."""
+    methods = {cfg.student.method, *cfg.student.methods}
+    return max(cfg.student.views, FIXED_VIEWS) if methods & ALL_VIEWS else FIXED_VIEWS
+
+
+def logits_key(cfg: PipelineConfig, data: Dataset, teacher: Teacher) -> str:
     return digest(
         {
-            "teacher_sha256": sha256_file(teacher_weights),
+            "teacher": teacher.key,
             "fingerprint": data.fingerprint,
             "data": to_dict(cfg.data),
-            "hflip": cfg.student.hflip_view,
+            "views": [view_count(cfg), VIEW_SEED],
         }
     )
 
 
-@torch.no_grad()
-def _teacher_logits(teacher: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
-    """In channels_last, which speeds up CPU convolutions here as it does in training."""
-    set_memory_format(teacher.eval(), torch.channels_last)
-    out = [
-        teacher(x[i : i + batch_size].contiguous(memory_format=torch.channels_last))
-        for i in tqdm(range(0, len(x), batch_size), desc="teacher logits")
-    ]
-    return torch.cat(out).float()  # (N, K)
+def _teacher_logits(teacher: Teacher, x: torch.Tensor, views: ViewSet, chunk: int = 4096) -> torch.Tensor:
+    """(V, N, K): each view rendered a chunk at a time, so no copy of the whole set is held."""
+    out = []
+    for view in range(views.count):
+        parts = []
+        for start in tqdm(range(0, len(x), chunk), desc=f"teacher logits, view {view + 1}/{views.count}"):
+            idx = torch.arange(start, min(start + chunk, len(x)))
+            parts.append(teacher.logits(views.render(x, torch.full_like(idx, view), idx)))
+        out.append(torch.cat(parts))
+    return torch.stack(out)
 
 
-def cached_views(cfg: PipelineConfig, data: Dataset, teacher_weights: Path, cache_dir: Path) -> tuple[Views, str]:
-    """(images, labels, teacher logits) for the student, and the cache key; computes the logits on a miss."""
-    key = logits_key(cfg, data, teacher_weights)
-    x, y = training_views(data, hflip=cfg.student.hflip_view)
+def train_pixels(data: Dataset) -> np.ndarray:
+    """The raw uint8 pixels (N, C, H, W) of the train split, the rows of `data.train_x`."""
+    if data.train_pixels is None:
+        raise ValueError("the dataset holds no raw pixels (load it with data.load_dataset)")
+    return data.train_pixels
+
+
+def cached_views(cfg: PipelineConfig, data: Dataset, teacher: Teacher, cache_dir: Path) -> Views:
+    """The students' views and the teacher's logits on them; computes the logits on a cache miss."""
+    key = logits_key(cfg, data, teacher)
+    views = fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED)
     path = cache_dir / f"{key[:16]}.pt"
+    expected = (views.count, len(data.train_x), len(data.labels))
     if path.is_file():
         logits = torch.load(path, weights_only=True)
-        if isinstance(logits, torch.Tensor) and logits.shape == (len(x), len(data.labels)):
-            return (x, y, logits), key
-    teacher = load_weights(build_teacher(cfg.teacher, data), teacher_weights)
-    logits = _teacher_logits(teacher, x)
+        if isinstance(logits, torch.Tensor) and logits.shape == expected:
+            return Views(data.train_x, data.train_y, views, logits, key)
+    source = torch.from_numpy(train_pixels(data)) if teacher.reads_pixels else data.train_x
+    logits = _teacher_logits(teacher, source, views)
     cache_dir.mkdir(parents=True, exist_ok=True)
     torch.save(logits, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
-    return (x, y, logits), key
+    return Views(data.train_x, data.train_y, views, logits, key)

@@ -1,24 +1,21 @@
-"""The students' views from a teacher brought as an ONNX file: its outputs on the training views, computed once in
-onnxruntime and cached, keyed by the teacher file's sha256 and the data; and the check that it is the right
-teacher for this data before any student trains on it.
+"""A teacher brought as an ONNX file, as the students' views see it (`teachers.Teacher`): its outputs on the raw
+pixels of each training view, fed as its card will say, probabilities turned into log-probabilities for the KD
+losses; and the checks that it is the right teacher for this data before any student trains on it.
 
-The same `(images, labels, teacher logits)` views our own teacher gives (`logits_cache`), so the students do not
-know where their teacher came from. Probabilities become log-probabilities for the KD loss.
+`logits_cache` caches its logits like our own teacher's, keyed by the file's sha256, what it takes and the data,
+so the students do not know where their teacher came from.
 """
 
 from __future__ import annotations
 
-import json
-import pickle
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from distill_training.config import PipelineConfig, to_dict
+from distill_training.config import PipelineConfig
 from distill_training.data import Dataset
-from distill_training.logits_cache import Views, training_views
+from distill_training.logits_cache import Views, train_pixels
 from distill_training.onnx_teacher import OnnxTeacher, OnnxTeacherError, as_logits, open_teacher, output_kind
 from distill_training.staleness import digest
 
@@ -63,76 +60,43 @@ def check_agreement(
     )
 
 
-def views_key(cfg: PipelineConfig, data: Dataset, teacher: OnnxTeacher) -> str:
-    return digest(
-        {
-            "teacher_sha256": teacher.sha256,
-            "input": teacher.input.model_dump(),
-            "output": teacher.output.name,
-            "preprocessing": teacher.preprocessing.model_dump(),
-            "fingerprint": data.fingerprint,
-            "data": to_dict(cfg.data),
-            "hflip": cfg.student.hflip_view,
-        }
-    )
+class ImportedTeacher:
+    """The teacher file run in onnxruntime on raw pixels. Opening it checks it on a sample of train (the right
+    classes, better than chance) and tells logits from probabilities before its pass over every view."""
 
+    reads_pixels = True
 
-def _train_pixels(data: Dataset) -> np.ndarray:
-    if data.train_pixels is None:
-        raise ValueError("the dataset holds no raw pixels (load it with data.load_dataset)")
-    return data.train_pixels
+    def __init__(self, cfg: PipelineConfig, data: Dataset) -> None:
+        self.file = open_teacher(cfg.onnx_teacher, cfg.data)
+        check_classes(self.file, data.labels)
+        self.batch_size, self.min_chance_ratio = cfg.onnx_teacher.batch_size, cfg.onnx_teacher.min_chance_ratio
+        pixels, labels = train_pixels(data), data.train_y.numpy()
+        sample = np.random.default_rng(0).permutation(len(pixels))[:SAMPLE]
+        scores = self.file.scores(pixels[sample], batch_size=self.batch_size)
+        self.output_kind = output_kind(scores)
+        check_agreement(
+            self.file, as_logits(scores, self.output_kind), labels[sample], data.labels, self.min_chance_ratio
+        )
+        self.key = digest(
+            {
+                "teacher_sha256": self.file.sha256,
+                "input": self.file.input.model_dump(),
+                "output": self.file.output.name,
+                "preprocessing": self.file.preprocessing.model_dump(),
+                "output_kind": self.output_kind,
+            }
+        )
 
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        logits = as_logits(self.file.scores(images.numpy(), batch_size=self.batch_size), self.output_kind)
+        if not np.isfinite(logits).all():
+            raise OnnxTeacherError(
+                f"the teacher {self.file.path} gives NaN or infinite scores: check its preprocessing"
+            )
+        return torch.from_numpy(logits)  # (N, K)
 
-def _computed(cfg: PipelineConfig, data: Dataset, teacher: OnnxTeacher) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Check the teacher on a sample of train, then run it on every training view."""
-    pixels, labels = _train_pixels(data), data.train_y.numpy()
-    batch = cfg.onnx_teacher.batch_size
-    sample = np.random.default_rng(0).permutation(len(pixels))[:SAMPLE]
-    scores = teacher.scores(pixels[sample], batch_size=batch)
-    ratio = cfg.onnx_teacher.min_chance_ratio
-    check_agreement(teacher, as_logits(scores, output_kind(scores)), labels[sample], data.labels, ratio)
-    views = {"teacher outputs (onnxruntime)": pixels}
-    if cfg.student.hflip_view:  # the mirror images, after the originals as training_views orders them
-        views["teacher outputs, mirrored"] = pixels[..., ::-1]
-    scores = np.concatenate([teacher.scores(p, batch_size=batch, desc=desc) for desc, p in views.items()])
-    kind = output_kind(scores)
-    logits = torch.from_numpy(as_logits(scores, kind))  # (N, K)
-    if not torch.isfinite(logits).all():
-        raise OnnxTeacherError(f"the teacher {teacher.path} gives NaN or infinite scores: check its preprocessing")
-    return logits, {"output_kind": kind}
-
-
-def onnx_cached_views(cfg: PipelineConfig, data: Dataset, cache_dir: Path) -> tuple[Views, str]:
-    """(images, labels, teacher logits) for the students and the cache key; runs the teacher on a miss."""
-    teacher = open_teacher(cfg.onnx_teacher, cfg.data)
-    check_classes(teacher, data.labels)
-    key = views_key(cfg, data, teacher)
-    x, y = training_views(data, hflip=cfg.student.hflip_view)
-    path = cache_dir / f"{key[:16]}.pt"
-    logits, facts = _read(path, (len(x), teacher.classes))
-    if logits is None:
-        logits, facts = _computed(cfg, data, teacher)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(logits, path.with_suffix(".tmp"))
-        path.with_suffix(".tmp").replace(path)
-    n = len(data.train_y)
-    ratio = cfg.onnx_teacher.min_chance_ratio
-    facts["train_accuracy"] = check_agreement(teacher, logits[:n].numpy(), data.train_y.numpy(), data.labels, ratio)
-    path.with_suffix(".json").write_text(json.dumps(facts, indent=2) + "\n")
-    return (x, y, logits), key
-
-
-def _read(path: Path, shape: tuple[int, int]) -> tuple[torch.Tensor | None, dict[str, Any]]:
-    try:
-        logits = torch.load(path, weights_only=True)
-        facts = json.loads(path.with_suffix(".json").read_text())
-    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError):  # missing or half-written
-        return None, {}
-    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != shape or "output_kind" not in facts:
-        return None, {}
-    return logits, dict(facts)
-
-
-def teacher_facts(cache_dir: Path, key: str) -> dict[str, Any]:
-    """What the views' computation found: `output_kind` and `train_accuracy` (for the teacher's card)."""
-    return dict(json.loads((cache_dir / f"{key[:16]}.json").read_text()))
+    def facts(self, views: Views, labels: tuple[str, ...]) -> dict[str, Any]:
+        """What its card records of it: `output_kind`, and `train_accuracy` on the train split (view 0, the images
+        themselves), which must also be above chance."""
+        accuracy = check_agreement(self.file, views.logits[0].numpy(), views.y.numpy(), labels, self.min_chance_ratio)
+        return {"output_kind": self.output_kind, "train_accuracy": accuracy}

@@ -12,19 +12,23 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from distill_training.config import PipelineConfig, StudentConfig, TeacherConfig, lookup, save_config, to_dict
+from distill_training.config import DataConfig, StudentConfig, TeacherConfig, lookup, save_config, to_dict
 from distill_training.data import Dataset
 from distill_training.loop import Fit, accuracy, batches
-from distill_training.losses import LOSSES, StudentLoss
+from distill_training.losses import ALL_VIEWS, LOSSES, StudentLoss
 from distill_training.nets import STUDENTS, TEACHERS, count_parameters, set_memory_format
 from distill_training.staleness import digest, read_meta, write_meta
+from distill_training.views import FIXED_VIEWS, augment
+
+if TYPE_CHECKING:
+    from distill_training.logits_cache import Views
 
 CHECKPOINT = "checkpoint.pt"  # resumable state of the teacher, rewritten every epoch
 WEIGHTS = "model.pt"  # final weights (the best epoch on the validation split)
@@ -45,22 +49,8 @@ def autocast_dtype(precision: str) -> torch.dtype | None:
     return None
 
 
-def _autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+def autocast(dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
     return torch.autocast("cpu", dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-def augment(x: torch.Tensor, gen: torch.Generator, *, flip: bool = True, max_shift: int = 2) -> torch.Tensor:
-    """Random horizontal flips and shifts of up to `max_shift` pixels (edge filled with the background)."""
-    b, c, h, w = x.shape
-    if flip:
-        flipped = torch.rand(b, generator=gen) < 0.5
-        x = torch.where(flipped[:, None, None, None], x.flip(3), x)
-    padded = F.pad(x, (max_shift,) * 4, value=float(x.min()))  # (B, C, H+2s, W+2s)
-    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
-    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=gen)
-    rows = (torch.arange(h)[None, :] + dy[:, None])[:, None, :, None]  # (B, 1, H, 1)
-    cols = (torch.arange(w)[None, :] + dx[:, None])[:, None, None, :]  # (B, 1, 1, W)
-    return padded[torch.arange(b)[:, None, None, None], torch.arange(c)[None, :, None, None], rows, cols]
 
 
 def build_teacher(cfg: TeacherConfig, data: Dataset) -> nn.Module:
@@ -73,19 +63,37 @@ def build_student(cfg: StudentConfig, data: Dataset) -> nn.Module:
     return lookup(STUDENTS, cfg.architecture, "student.architecture")(cfg, data.image_shape, len(data.labels))
 
 
-def teacher_key(cfg: PipelineConfig, data: Dataset) -> str:
-    return digest(
-        {"data": to_dict(cfg.data), "fingerprint": data.fingerprint, "teacher": to_dict(cfg.teacher) | {"name": ""}}
-    )
+def teacher_key(tc: TeacherConfig, data_cfg: DataConfig, data: Dataset) -> str:
+    """What a teacher's weights depend on: its recipe (not its name, the ensemble it joins or the budget's floor)
+    and the data."""
+    recipe = to_dict(tc) | {"name": "", "members": [], "min_epochs": 0}
+    return digest({"data": to_dict(data_cfg), "fingerprint": data.fingerprint, "teacher": recipe})
 
 
-def train_teacher(cfg: PipelineConfig, data: Dataset, out_dir: Path) -> Path:
-    """Train (or resume) the teacher; returns the path of its final weights. Checkpoints every epoch."""
-    tc, key = cfg.teacher, teacher_key(cfg, data)
-    if read_meta(out_dir).get("key") == key and (out_dir / WEIGHTS).is_file():
+def trained_teacher(tc: TeacherConfig, data_cfg: DataConfig, data: Dataset, out_dir: Path) -> Path | None:
+    """The teacher's weights in `out_dir` if they were trained from exactly this recipe and data."""
+    if read_meta(out_dir).get("key") == teacher_key(tc, data_cfg, data) and (out_dir / WEIGHTS).is_file():
         return out_dir / WEIGHTS
+    return None
+
+
+def train_teacher(
+    tc: TeacherConfig,
+    data_cfg: DataConfig,
+    data: Dataset,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    deadline: float | None = None,
+) -> Path:
+    """Train (or resume) one teacher; returns the path of its final weights. Checkpoints every epoch. With a
+    `deadline` (wall-clock `time.time()`), the run is fitted to it after every epoch (`_keep_to`)."""
+    done = trained_teacher(tc, data_cfg, data, out_dir)
+    if done is not None:
+        return done
+    key = teacher_key(tc, data_cfg, data)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out_dir / "config.yaml")
+    save_config(tc, out_dir / "config.yaml")
     torch.manual_seed(tc.seed)
     model = build_teacher(tc, data)
     memory = torch.channels_last if tc.channels_last else torch.contiguous_format
@@ -94,23 +102,34 @@ def train_teacher(cfg: PipelineConfig, data: Dataset, out_dir: Path) -> Path:
     fit = Fit(model, lr=tc.lr, weight_decay=tc.weight_decay, epochs=tc.epochs, steps_per_epoch=steps_per_epoch)
     _resume(out_dir / CHECKPOINT, key, fit)
     dtype = autocast_dtype(tc.precision)
+    name = f"teacher {tc.architecture} seed {tc.seed}"
     print(
-        f"teacher: {count_parameters(model):,} params, {'bf16 autocast' if dtype else 'fp32'}, "
-        f"channels_last={tc.channels_last}, {len(data.train_x):,} images, epochs {fit.epochs_done + 1}-{tc.epochs}"
+        f"{name}: {count_parameters(model):,} params, {torch.get_num_threads()} thread(s), "
+        f"{'bf16 autocast' if dtype else 'fp32'}, channels_last={tc.channels_last}, {len(data.train_x):,} images, "
+        f"epochs {fit.epochs_done + 1}-{tc.epochs}"
     )
-    start = time.perf_counter()
-    for epoch in range(fit.epochs_done, tc.epochs):
+    start, first = time.perf_counter(), fit.epochs_done
+    while fit.epochs_done < fit.epochs:
+        epoch = fit.epochs_done
         torch.manual_seed(tc.seed * 1000 + epoch)  # dropout; resuming repeats the same epoch
         gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
-        loss = _teacher_epoch(fit, data, tc, gen, dtype, memory, desc=f"teacher {epoch + 1}/{tc.epochs}")
+        bar = tqdm(
+            list(batches(len(data.train_x), tc.batch_size, gen)),
+            desc=f"{name}, epoch {epoch + 1}/{fit.epochs}",
+            disable=not progress,
+        )
+        loss = _teacher_epoch(fit, tc, data, bar, gen, dtype, memory)
         val = accuracy(model, data.val_x, data.val_y)
         fit.end_epoch(val, loss=loss)
-        tqdm.write(f"teacher epoch {epoch + 1}: val accuracy {val:.4f} (best {fit.best_val:.4f})")
+        tqdm.write(f"{name}, epoch {epoch + 1}/{fit.epochs}: val accuracy {val:.4f} (best {fit.best_val:.4f})")
+        if deadline is not None:
+            _keep_to(fit, deadline, (time.perf_counter() - start) / (fit.epochs_done - first), tc, name)
         _save_checkpoint(out_dir / CHECKPOINT, {**fit.state_dict(), "key": key})
     torch.save(fit.best_weights(), out_dir / WEIGHTS)
-    write_meta(out_dir, {"key": key, "val_accuracy": fit.best_val, "history": fit.history})
+    meta = {"key": key, "val_accuracy": fit.best_val, "epochs": fit.epochs, "planned_epochs": tc.epochs}
+    write_meta(out_dir, meta | {"history": fit.history})
     print(
-        f"teacher: best val accuracy {fit.best_val:.4f}, trained in {time.perf_counter() - start:.0f} s "
+        f"{name}: best val accuracy {fit.best_val:.4f}, trained in {time.perf_counter() - start:.0f} s "
         f"-> {out_dir / WEIGHTS}"
     )
     return out_dir / WEIGHTS
@@ -118,25 +137,34 @@ def train_teacher(cfg: PipelineConfig, data: Dataset, out_dir: Path) -> Path:
 
 def _teacher_epoch(
     fit: Fit,
-    data: Dataset,
     tc: TeacherConfig,
+    data: Dataset,
+    bar: tqdm[torch.Tensor],
     gen: torch.Generator,
     dtype: torch.dtype | None,
     memory: torch.memory_format,
-    *,
-    desc: str,
 ) -> float:
     """One pass over the training split (cross-entropy with the labels); returns the last batch's loss."""
     fit.model.train()
     loss = torch.zeros(())
-    bar = tqdm(list(batches(len(data.train_x), tc.batch_size, gen)), desc=desc)
     for idx in bar:
         x = augment(data.train_x[idx], gen) if tc.augment else data.train_x[idx]  # (B, C, H, W)
-        with _autocast(dtype):
+        with autocast(dtype):
             loss = F.cross_entropy(fit.model(x.contiguous(memory_format=memory)), data.train_y[idx])
         fit.step(loss)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return float(loss.item())
+
+
+def _keep_to(fit: Fit, deadline: float, epoch_s: float, tc: TeacherConfig, name: str) -> None:
+    """Fit the run to the epochs that still end by `deadline` at the pace measured so far, between `min_epochs`
+    and the planned `epochs`: a machine that turned busy gets a shorter teacher, not an overrun budget, and gets
+    the epochs back if it speeds up again."""
+    fits = fit.epochs_done + math.floor((deadline - time.time()) / epoch_s)
+    target = min(tc.epochs, max(tc.min_epochs, fits))
+    if target != fit.epochs and target > fit.epochs_done:
+        fit.replan(target)
+        tqdm.write(f"{name}: {epoch_s:.0f} s per epoch against the time budget; {fit.epochs} of {tc.epochs} epochs")
 
 
 def _resume(path: Path, key: str, fit: Fit) -> None:
@@ -168,28 +196,21 @@ class StudentResult:
     weights: Path
     val_accuracy: float
     test_accuracy: float  # PyTorch, for the seed comparison; the served number is measured on the ONNX model
+    seconds: float  # its training took (the comparison's plan reads the search's)
 
 
 def train_student(
-    cfg: StudentConfig,
-    data: Dataset,
-    views: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-    *,
-    method: str,
-    seed: int,
-    logits_key: str,
-    out_dir: Path,
-    progress: bool = True,
+    cfg: StudentConfig, data: Dataset, views: Views, *, method: str, seed: int, out_dir: Path, progress: bool = True
 ) -> StudentResult:
-    """Train a student on (images, labels, teacher logits) views with the loss of `method` (`losses.LOSSES`)."""
+    """Train a student on the teacher-scored views with the loss of `method` (`losses.LOSSES`)."""
     loss = lookup(LOSSES, method, "student method")
-    done = trained_student(cfg, method=method, seed=seed, logits_key=logits_key, out_dir=out_dir)
+    done = trained_student(cfg, method=method, seed=seed, logits_key=views.key, out_dir=out_dir)
     if done is not None:
         return done
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:
-        key = _student_key(cfg, method, seed, logits_key)
+        key = _student_key(cfg, method, seed, views.key)
         return _fit_student(
             cfg, data, views, loss, method=method, seed=seed, key=key, out_dir=out_dir, progress=progress
         )
@@ -197,9 +218,21 @@ def train_student(
         torch.set_num_threads(threads)
 
 
+# Settings of the search around a student, not of its training: changing them retrains nothing.
+_NOT_RECIPE = {
+    "name": "",
+    "control_name": "",
+    "candidates": [],
+    "method": "",
+    "methods": [],
+    "seeds": 0,
+    "min_epochs": 0,
+}
+
+
 def _student_key(cfg: StudentConfig, method: str, seed: int, logits_key: str) -> str:
-    student = to_dict(cfg) | {"name": "", "control_name": "", "seeds": 0}
-    return digest({"student": student, "method": method, "seed": seed, "logits": logits_key})
+    recipe = to_dict(cfg) | _NOT_RECIPE
+    return digest({"student": recipe, "method": method, "seed": seed, "logits": logits_key})
 
 
 def trained_student(
@@ -209,13 +242,27 @@ def trained_student(
     meta = read_meta(out_dir)
     if meta.get("key") != _student_key(cfg, method, seed, logits_key) or not (out_dir / WEIGHTS).is_file():
         return None
-    return StudentResult(method, seed, out_dir / WEIGHTS, meta["val_accuracy"], meta["test_accuracy"])
+    return StudentResult(
+        method, seed, out_dir / WEIGHTS, meta["val_accuracy"], meta["test_accuracy"], meta.get("seconds", 0.0)
+    )
+
+
+def _student_epoch(
+    fit: Fit, views: Views, loss: StudentLoss, cfg: StudentConfig, method: str, gen: torch.Generator
+) -> None:
+    """One pass over the training images, each in one of its method's views, drawn at random."""
+    fit.model.train()
+    shown = views.views.count if method in ALL_VIEWS else FIXED_VIEWS  # (teacher-scored) views it may see
+    for idx in batches(len(views.x), cfg.batch_size, gen):
+        view = torch.randint(0, shown, (len(idx),), generator=gen)
+        xb = views.views.render(views.x, view, idx).contiguous(memory_format=torch.channels_last)  # (B, C, H, W)
+        fit.step(loss(fit.model(xb), views.logits[view, idx], views.y[idx], cfg))
 
 
 def _fit_student(
     cfg: StudentConfig,
     data: Dataset,
-    views: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    views: Views,
     loss: StudentLoss,
     *,
     method: str,
@@ -224,18 +271,15 @@ def _fit_student(
     out_dir: Path,
     progress: bool,
 ) -> StudentResult:
-    x, y, teacher_logits = views  # (N, C, H, W), (N,), (N, K)
+    start = time.perf_counter()
     torch.manual_seed(seed)  # same init and same batch order for every method
-    model = build_student(cfg, data)
+    model = set_memory_format(build_student(cfg, data), torch.channels_last)  # faster convolutions on CPU
     gen = torch.Generator().manual_seed(seed)
-    steps_per_epoch = math.ceil(len(x) / cfg.batch_size)
+    steps_per_epoch = math.ceil(len(views.x) / cfg.batch_size)
     fit = Fit(model, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch)
-    bar = tqdm(range(cfg.epochs), desc=f"student {method} seed {seed}", disable=not progress)
+    bar = tqdm(range(cfg.epochs), desc=f"student {cfg.architecture} {method} seed {seed}", disable=not progress)
     for _ in bar:
-        model.train()
-        for idx in batches(len(x), cfg.batch_size, gen):
-            xb = augment(x[idx], gen, flip=False, max_shift=cfg.shift) if cfg.shift else x[idx]  # (B, C, H, W)
-            fit.step(loss(model(xb), teacher_logits[idx], y[idx], cfg))
+        _student_epoch(fit, views, loss, cfg, method, gen)
         val = accuracy(model, data.val_x, data.val_y)
         fit.end_epoch(val)
         bar.set_postfix(val=f"{val:.4f}", best=f"{fit.best_val:.4f}")
@@ -244,6 +288,8 @@ def _fit_student(
     test = accuracy(model, data.test_x, data.test_y)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(best, out_dir / WEIGHTS)
-    write_meta(out_dir, {"key": key, "val_accuracy": fit.best_val, "test_accuracy": test, "history": fit.history})
+    seconds = time.perf_counter() - start
+    meta = {"key": key, "val_accuracy": fit.best_val, "test_accuracy": test, "seconds": seconds}
+    write_meta(out_dir, meta | {"history": fit.history})
     save_config(cfg, out_dir / "config.yaml")
-    return StudentResult(method, seed, out_dir / WEIGHTS, fit.best_val, test)
+    return StudentResult(method, seed, out_dir / WEIGHTS, fit.best_val, test, seconds)

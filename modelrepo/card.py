@@ -15,7 +15,8 @@ Schema versions: 1 (first); 2 adds `platform`, `versions.<v>.architecture`, `pre
 `quantization`, any method name, and tolerance of unknown fields. Cards of version 1 read as version 2 with
 `architecture` "unknown" and layout NCHW. 3 adds `output_kind` (a model whose output is already probabilities,
 as a teacher exported elsewhere may be); older cards read with "logits". 4 adds `version_policy` (which versions
-the service serves at once: the newest N, or pinned ones); older cards leave it to the service's setting.
+the service serves at once: the newest N, or pinned ones); older cards leave it to the service's setting. 5 adds
+`ensemble` (a teacher that averages several nets lists them).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelrepo.datatypes import DatatypeName
 
-SCHEMA_VERSION: Final = 4
+SCHEMA_VERSION: Final = 5
 DEFAULT_PLATFORM: Final = "onnxruntime_onnx"  # Triton's name for an ONNX model run by onnxruntime
 
 Role = Literal["teacher", "student"]
@@ -154,6 +155,25 @@ class VersionPolicy(_Part):
         return f"latest:{self.latest}" if self.latest is not None else "pinned:" + ",".join(map(str, self.pinned or []))
 
 
+class EnsembleMember(_Part):
+    """One net of an ensemble, as it measured on its own when the ensemble was exported."""
+
+    name: str
+    architecture: str = Field(pattern=KIND_PATTERN)
+    parameters: int = Field(gt=0)
+    test_accuracy: float = Field(ge=0.0, le=1.0)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="of the member's own ONNX export")
+
+
+class Ensemble(_Part):
+    """A model that is several nets in one ONNX graph: how their outputs are combined, and what each one is."""
+
+    combine: str = Field(
+        default="mean-logits", pattern=KIND_PATTERN, description="mean-logits: the members' logits averaged"
+    )
+    members: list[EnsembleMember] = Field(min_length=2)
+
+
 class ModelCard(_Part):
     """The model card, `<repo>/<name>/config.json`."""
 
@@ -174,6 +194,7 @@ class ModelCard(_Part):
     version_policy: VersionPolicy | None = Field(
         default=None, description="which versions to serve at once; unset: the service's setting (latest)"
     )
+    ensemble: Ensemble | None = None  # set on a model that averages several nets
     versions: dict[int, VersionRecord] = Field(min_length=1)
 
     @field_validator("name")

@@ -1,9 +1,9 @@
-"""The quick profile's model repository, built by the real CLI: tiny nets on a subset of Fashion-MNIST (under a
-minute of training on 2 cores). The session fixture `quick_build` (tests/conftest.py) builds it once per test
+"""The quick profile's model repository, built by the real CLI: tiny nets on a subset of Fashion-MNIST (a minute
+or two of training on 2 cores). The session fixture `quick_build` (tests/conftest.py) builds it once per test
 session; every test that needs trained models shares it.
 
 Layout of the folder it builds into: `models/` (the served repository), `run/` (checkpoints, caches, the
-control's export), `reports/` (the distillation report).
+published members, candidates and control), `reports/` (the distillation report).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_pipeline(folder: Path) -> subprocess.CompletedProcess[str]:
-    """`python -m distill_training pipeline --profile quick` into `folder`; again on the same folder, it finds
-    everything up to date."""
+def run_pipeline(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`python -m distill_training pipeline --profile quick` into `folder` (with `extra` arguments); again on
+    the same folder, it finds everything up to date."""
     cmd = [
         sys.executable,
         "-m",
@@ -31,5 +31,6 @@ def run_pipeline(folder: Path) -> subprocess.CompletedProcess[str]:
         str(folder / "run"),
         "--reports",
         str(folder / "reports"),
+        *extra,
     ]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=540, check=False)

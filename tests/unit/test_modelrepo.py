@@ -150,3 +150,16 @@ def test_cards_carry_a_policy_or_leave_it_to_the_service() -> None:
     assert card.version_policy == VersionPolicy(pinned=[1])
     with pytest.raises(ValidationError, match="version_policy"):
         ModelCard.model_validate(card_dict(version_policy={"latest": 0}))
+
+
+def test_an_ensemble_card_lists_its_members_and_round_trips(tmp_path: Path) -> None:
+    member = {"architecture": "conv", "parameters": 3, "test_accuracy": 0.9, "sha256": SHA}
+    members = [member | {"name": "t-member0"}, member | {"name": "t-member1"}]
+    doc = card_dict(name="t", role="teacher", teacher=None, ensemble={"members": members})
+    doc["versions"]["1"] |= {"method": "teacher", "architecture": "ensemble"}
+    card = ModelCard.model_validate(doc)
+    assert card.ensemble is not None and card.ensemble.combine == "mean-logits"
+    assert [m.name for m in card.ensemble.members] == ["t-member0", "t-member1"] and unknown_fields(card) == []
+    assert read_card(write_card(tmp_path, card)) == card
+    with pytest.raises(ValidationError, match="members"):
+        ModelCard.model_validate(doc | {"ensemble": {"members": members[:1]}})  # one net is not an ensemble

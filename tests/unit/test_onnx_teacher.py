@@ -13,10 +13,11 @@ import pytest
 import torch
 from foreign_teachers import colour_folder, colour_teacher, save
 
-from distill_training.config import DataConfig, OnnxTeacherConfig, PipelineConfig, StudentConfig
+from distill_training.config import DataConfig, OnnxTeacherConfig, PipelineConfig
 from distill_training.data import load_dataset
+from distill_training.logits_cache import cached_views, view_count
 from distill_training.onnx_teacher import OnnxTeacherError, as_logits, open_teacher, output_kind
-from distill_training.onnx_views import onnx_cached_views, teacher_facts
+from distill_training.onnx_views import ImportedTeacher
 from modelrepo.pixels import model_input
 
 NO_SIZE = DataConfig()  # the data leaves every size to the teacher
@@ -130,15 +131,17 @@ def test_the_views_cache_the_teachers_log_probabilities_keyed_by_its_file(tmp_pa
     data_cfg = DataConfig(data_dir=str(colour_folder(tmp_path / "data")), image_size=(8, 8), channels=3)
     (tmp_path / "data" / "labels.txt").write_text("red\ngreen\nblue\n")  # the teacher's output order
     data = load_dataset(data_cfg)
-    cfg = PipelineConfig(
-        data=data_cfg, student=StudentConfig(hflip_view=True), onnx_teacher=teacher(tmp_path, probabilities=True)
-    )
-    (x, y, logits), key = onnx_cached_views(cfg, data, tmp_path / "logits")
-    assert len(x) == len(y) == len(logits) == 2 * len(data.train_y)  # the train split and its mirror images
-    assert teacher_facts(tmp_path / "logits", key) == {"output_kind": "probabilities", "train_accuracy": 1.0}
-    assert (logits <= 0).all()  # log-probabilities
-    again = onnx_cached_views(cfg, data, tmp_path / "logits")
-    assert again[1] == key and torch.equal(again[0][2], logits)
+    cfg = PipelineConfig(data=data_cfg, onnx_teacher=teacher(tmp_path, probabilities=True))
+    imported = ImportedTeacher(cfg, data)
+    views = cached_views(cfg, data, imported, tmp_path / "logits")
+    n = len(data.train_y)
+    assert views.logits.shape == (view_count(cfg), n, 3)  # every view of every training image
+    assert imported.facts(views, data.labels) == {"output_kind": "probabilities", "train_accuracy": 1.0}
+    assert (views.logits <= 0).all()  # log-probabilities
+    pixels = torch.from_numpy(np.ascontiguousarray(data.train_pixels[:, :, :, ::-1]))  # view 1: the mirror images
+    torch.testing.assert_close(views.logits[1], imported.logits(pixels))
+    again = cached_views(cfg, data, ImportedTeacher(cfg, data), tmp_path / "logits")
+    assert again.key == views.key and torch.equal(again.logits, views.logits)
     other = replace(cfg, onnx_teacher=teacher(tmp_path, "other.onnx"))
-    assert onnx_cached_views(other, data, tmp_path / "logits")[1] != key
+    assert cached_views(other, data, ImportedTeacher(other, data), tmp_path / "logits").key != views.key
     assert len(list((tmp_path / "logits").glob("*.pt"))) == 2

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from distill_training.__main__ import main
+from distill_training.__main__ import _config, _parser, main
 from distill_training.config import ConfigError, load_config, parse_set_args, save_config
 
 
@@ -51,7 +51,7 @@ def test_an_unknown_architecture_is_a_one_line_error_before_any_data_is_read(
             "--profile",
             "quick",
             "--set",
-            "student.architecture=cnn",
+            "student.architecture=vit",
             "--data-dir",
             str(tmp_path / "missing"),
             "--run-dir",
@@ -60,4 +60,26 @@ def test_an_unknown_architecture_is_a_one_line_error_before_any_data_is_read(
     )
     err = capsys.readouterr().err
     assert code == 2
-    assert err == "error: unknown student.architecture 'cnn'; known: mlp\n"
+    assert err == "error: unknown student.architecture 'vit'; known: auto, mlp, cnn, mobilenet\n"
+
+
+def test_the_budget_flags_set_the_budget_section() -> None:
+    args = _parser().parse_args(
+        ["pipeline", "--profile", "quick", "--time-budget-min", "3", "--latency-budget-us", "40", "--min-speedup", "5"]
+    )
+    budget = _config(args).budget
+    assert (budget.time_budget_min, budget.latency_budget_us, budget.min_speedup) == (3.0, 40.0, 5.0)
+    assert _config(_parser().parse_args(["pipeline"])).budget == load_config("default").budget
+
+
+def test_an_unknown_member_or_method_is_a_one_line_error_before_any_data_is_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for setting, message in (
+        ("teacher.members=conv,transformer", "unknown teacher architecture 'transformer'; known: conv, resnet"),
+        ("student.methods=kd,fitnets", "unknown student method 'fitnets'; known: kd, dkd, consistent, none"),
+        ("student.candidates=cnn:16x32", "candidate 'cnn:16x32': a size for cnn looks like cnn:16-32"),
+    ):
+        argv = ["teacher", "--profile", "quick", "--set", setting, "--data-dir", str(tmp_path / "missing")]
+        assert main(argv) == 2
+        assert capsys.readouterr().err == f"error: {message}\n"

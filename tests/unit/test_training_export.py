@@ -81,7 +81,7 @@ def test_publish_writes_a_valid_card(tmp_path: Path) -> None:
         method="kd",
         architecture="mlp",
         teacher="big",
-        source=tmp_path / "w.pt",
+        source_sha256=sha256_file(tmp_path / "w.pt"),
         config={"k": 1},
     )
     card = read_card(tmp_path / "repo" / "tiny" / "config.json")
@@ -89,6 +89,7 @@ def test_publish_writes_a_valid_card(tmp_path: Path) -> None:
     assert card.teacher == "big" and card.input.shape == [-1, *SHAPE] and card.output.shape == [-1, 3]
     assert record.sha256 == sha256_file(pub.model_file) and record.parameters == 8 * 8 * 16 + 16 + 16 * 3 + 3
     assert 0.0 <= record.test_accuracy <= 1.0 and record.config["training"] == {"k": 1}
+    assert pub.val_accuracy == record.config["val_accuracy"] and 0.0 <= pub.val_accuracy <= 1.0
 
 
 def test_publish_refuses_a_tampered_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -113,7 +114,7 @@ def test_publish_refuses_a_tampered_export(tmp_path: Path, monkeypatch: pytest.M
             method="kd",
             architecture="mlp",
             teacher="big",
-            source=tmp_path / "w.pt",
+            source_sha256=sha256_file(tmp_path / "w.pt"),
             config={},
         )
     assert not list((tmp_path / "repo").rglob("*.onnx")) and not list((tmp_path / "repo").rglob("config.json"))
@@ -132,7 +133,7 @@ def test_the_card_records_the_method_and_the_architecture(tmp_path: Path) -> Non
         method="none",
         architecture="mlp",
         teacher="big",
-        source=tmp_path / "w.pt",
+        source_sha256=sha256_file(tmp_path / "w.pt"),
         config={},
     )
     record = read_card(tmp_path / "repo" / "tiny" / "config.json").versions[1]
@@ -142,10 +143,10 @@ def test_the_card_records_the_method_and_the_architecture(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("role", "method", "architecture", "error"),
     [
-        ("student", "distil", "mlp", "unknown student method 'distil'; known: kd, none"),
-        ("student", "kd", "cnn", "unknown student architecture 'cnn'; known: mlp"),
+        ("student", "distil", "mlp", "unknown student method 'distil'; known: kd, dkd, consistent, none"),
+        ("student", "kd", "vit", "unknown student architecture 'vit'; known: mlp, cnn, mobilenet"),
         ("teacher", "kd", "conv", "unknown teacher method 'kd'; known: teacher"),
-        ("teacher", "teacher", "mlp", "unknown teacher architecture 'mlp'; known: conv"),
+        ("teacher", "teacher", "mlp", "unknown teacher architecture 'mlp'; known: conv, resnet, ensemble"),
     ],
 )
 def test_publish_refuses_names_its_tables_do_not_hold_before_writing_anything(
@@ -164,7 +165,7 @@ def test_publish_refuses_names_its_tables_do_not_hold_before_writing_anything(
             method=method,
             architecture=architecture,
             teacher="big" if role == "student" else None,
-            source=tmp_path / "w.pt",
+            source_sha256=sha256_file(tmp_path / "w.pt"),
             config={},
         )
     assert not (tmp_path / "repo").exists()
