@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -63,6 +64,13 @@ def _teacher_logits(teacher: Teacher, x: torch.Tensor, views: ViewSet, chunk: in
     return torch.stack(out)
 
 
+def train_pixels(data: Dataset) -> np.ndarray:
+    """The raw uint8 pixels (N, C, H, W) of the train split, the rows of `data.train_x`."""
+    if data.train_pixels is None:
+        raise ValueError("the dataset holds no raw pixels (load it with data.load_dataset)")
+    return data.train_pixels
+
+
 def cached_views(cfg: PipelineConfig, data: Dataset, teacher: Teacher, cache_dir: Path) -> Views:
     """The students' views and the teacher's logits on them; computes the logits on a cache miss."""
     key = logits_key(cfg, data, teacher)
@@ -73,7 +81,8 @@ def cached_views(cfg: PipelineConfig, data: Dataset, teacher: Teacher, cache_dir
         logits = torch.load(path, weights_only=True)
         if isinstance(logits, torch.Tensor) and logits.shape == expected:
             return Views(data.train_x, data.train_y, views, logits, key)
-    logits = _teacher_logits(teacher, data.train_x, views)
+    source = torch.from_numpy(train_pixels(data)) if teacher.reads_pixels else data.train_x
+    logits = _teacher_logits(teacher, source, views)
     cache_dir.mkdir(parents=True, exist_ok=True)
     torch.save(logits, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
