@@ -37,7 +37,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 def predictions(probs: np.ndarray, labels: list[str], answered_by: list[str]) -> list[dict[str, Any]]:
     out = []
     for row, model in zip(probs, answered_by, strict=True):
-        order = np.argsort(row)[::-1][:TOP_K]
+        # Ties (common in an INT8 model's quantized scores) go to the lower class index, as argmax breaks them: the
+        # answer, the accuracy counters and the accuracy measured at export then name the same class.
+        order = np.argsort(-row, kind="stable")[:TOP_K]
         best = int(order[0])
         out.append(
             {

@@ -10,9 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+from servers import run_service
 
 from modelrepo.dataset import load_test_split
 from modelrepo.layout import card_path, list_model_dirs, model_path, read_card, sha256_file
@@ -126,3 +128,44 @@ def test_the_quantize_command_finds_the_copies_up_to_date(quick_build: Path) -> 
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fmnist-teacher-int8: static-qdq" in proc.stdout and "fmnist-student-int8: " in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_the_real_service_serves_the_int8_copies_and_compares_any_two(quick_build: Path, tmp_path: Path) -> None:
+    """uvicorn on the quick build: each INT8 copy is ready and answers the v2 protocol; `/v1/compare?a=&b=`
+    compares it with its FP32 model on real test images; the student/teacher pair stays the FP32 models."""
+    repo, entries = quick_build / "models", report_of(quick_build)["quantization"]
+    published = [e for e in entries if e["published"]]
+    assert published
+    images, labels = load_test_split(
+        read_card(card_path(repo, "fmnist-student")).versions[1].config["training"]["data"]["data_dir"]
+    )
+    rows = images[:64].reshape(64, -1)  # raw pixels, as a client sends them
+    with run_service(repo, tmp_path / "service.log") as server, httpx.Client(base_url=server.url, timeout=30) as http:
+        overview = http.get("/v1/models").json()
+        assert overview["pair"] == {"student": "fmnist-student", "teacher": "fmnist-teacher"}
+        summaries = {m["name"]: m for m in overview["models"]}
+        for e in published:
+            assert http.get(f"/v2/models/{e['model']}/ready").status_code == 200
+            assert summaries[e["model"]]["quantization"]["fp32_model"] == e["fp32_model"]
+            x = np.zeros((2, 1, 28, 28), np.float32)
+            body = {
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [2, 1, 28, 28], "data": x.ravel().tolist()}]
+            }
+            answer = http.post(f"/v2/models/{e['model']}/infer", json=body)
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["outputs"][0]["shape"] == [2, 10]
+            compared = http.post(
+                "/v1/compare", params={"a": e["model"], "b": e["fp32_model"]}, json={"inputs": rows.tolist()}
+            )
+            assert compared.status_code == 200, compared.text
+            c = compared.json()
+            assert (c["a"]["model"], c["b"]["model"]) == (e["model"], e["fp32_model"])
+            assert len(c["agree"]) == 64 and c["agreement"] >= 0.9
+            predicted = np.array([p["class_index"] for p in c["a"]["predictions"]])
+            assert (predicted == labels[:64]).mean() > 0.5
+        unknown = http.post(
+            "/v1/compare",
+            params={"a": "fmnist-student-int9", "b": "fmnist-student"},
+            json={"inputs": rows[:1].tolist()},
+        )
+        assert unknown.status_code == 404 and "fmnist-student-int9" in unknown.json()["error"]

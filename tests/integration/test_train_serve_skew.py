@@ -36,7 +36,7 @@ def counters(client: TestClient, model: str) -> tuple[float, float]:
     return found["distill_predictions_correct_total"], found["distill_predictions_labeled_total"]
 
 
-@pytest.mark.parametrize("name", ["fmnist-teacher", "fmnist-student"])
+@pytest.mark.parametrize("name", ["fmnist-teacher", "fmnist-student", "fmnist-teacher-int8", "fmnist-student-int8"])
 def test_online_accuracy_on_raw_test_pixels_equals_the_cards_accuracy(quick_build: Path, name: str) -> None:
     repo = quick_build / "models"
     card = read_card(card_path(repo, name))
