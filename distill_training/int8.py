@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import numpy as np
 
-from distill_training.config import QuantizeConfig
+from distill_training.config import PipelineConfig, QuantizeConfig
 from distill_training.export import INPUT_NAME, Published, session
 from distill_training.latency import measure_latency
 from distill_training.quantize import Quantized
@@ -211,3 +211,16 @@ def write_int8(repo: Path, fp32: Published, trial: Trial, int8_file: Path, setti
     card = fp32.card.model_copy(update={"name": trial.model, "quantization": quantization, "versions": {1: record}})
     write_card(repo, ModelCard.model_validate(card.model_dump()))
     return Published(card, target, validation)
+
+
+def estimated_s(cfg: PipelineConfig, teacher_us: float, student_us: float, images: tuple[int, int]) -> float:
+    """What the quantize step will take, for the time budget's reserve: each of the teacher and the student
+    calibrated and scored on validation per calibration method, both copies scored on validation and test,
+    then measured; every image priced at its batch-1 latency (batched runs cost less: an upper bound)."""
+    q = cfg.quantize
+    if not q.enabled:
+        return 0.0
+    val, test = images
+    scored = len(q.calibrations) * (q.calibration_images + val) + 2 * (val + test)
+    measured = 2 * (cfg.export.latency_runs + q.throughput_batch * q.throughput_calls)
+    return (scored + measured) * (teacher_us + student_us) * 1e-6

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from distill_training import int8
 from distill_training.budget import (
     ComparisonPlan,
     Plan,
@@ -112,12 +113,14 @@ def _estimate_latency(cfg: PipelineConfig, data: Dataset, members: int) -> Graph
     return replace(measured, latency_us={TEACHER: float(np.percentile(times[TEACHER], 50)) * 1e6} | measured.latency_us)
 
 
-def _reserve_s(cfg: PipelineConfig, latency_us: dict[str, float], members: int) -> float:
-    """The exports (each also validated and scored), the latency runs and the report."""
+def _reserve_s(cfg: PipelineConfig, latency_us: dict[str, float], members: int, images: tuple[int, int]) -> float:
+    """The exports (each also validated and scored), the latency runs, the INT8 copies and the report."""
     exports = len(latency_us) + (members if members > 1 else 0) + 2  # ... + the student and the control
     teacher_us = latency_us[TEACHER] * (1 + members) / 2  # an ensemble's members are measured too
     latency_runs = cfg.export.latency_runs * (sum(latency_us.values()) + teacher_us) * 1e-6
-    return EXPORT_S * exports + latency_runs + 10.0
+    student_us = min(v for k, v in latency_us.items() if k != TEACHER)
+    int8_s = int8.estimated_s(cfg, latency_us[TEACHER], student_us, images)
+    return EXPORT_S * exports + latency_runs + int8_s + 10.0
 
 
 def make_plan(cfg: PipelineConfig, data: Dataset, started: float, data_load_s: float) -> RunPlan:
@@ -139,7 +142,7 @@ def make_plan(cfg: PipelineConfig, data: Dataset, started: float, data_load_s: f
         speeds = calibrate(members, candidates, data, calls=calls, cores=available_cores(), data_load_s=data_load_s)
         plan = fit_plan(speeds, recipe, available_cores(), budget_s, teacher_share=cfg.budget.teacher_share)
     measured = _estimate_latency(cfg, data, plan.members)
-    reserve = _reserve_s(cfg, measured.latency_us, plan.members)
+    reserve = _reserve_s(cfg, measured.latency_us, plan.members, (len(data.val_x), len(data.test_x)))
     available = max(0.0, budget_s - (time.perf_counter() - started) - reserve)
     if speeds is not None:
         # Each member's share of the served graph's onnxruntime pass over the training images.
