@@ -20,6 +20,7 @@ from distill_training.logits_cache import Views
 from distill_training.losses import LOSSES
 from distill_training.nets import TEACHERS
 from distill_training.planning import RunPlan
+from distill_training.quantize import check_settings
 from distill_training.search import candidate_specs
 from distill_training.teachers import Teachers, member_configs
 
@@ -51,12 +52,14 @@ class Context:
 
 
 def check_names(cfg: PipelineConfig) -> None:
-    """A ConfigError for any architecture, candidate or method the config names that the tables lack."""
+    """A ConfigError for any architecture, candidate or method the config names that the tables lack, and for
+    quantize settings the step cannot use."""
     for member in member_configs(cfg.teacher):
         lookup(TEACHERS, member.architecture, "teacher architecture")
     candidate_specs(cfg.student)
     for method in (cfg.student.method, *cfg.student.methods):
         lookup(LOSSES, method, "student method")
+    check_settings(cfg.quantize)
 
 
 def load_data(cfg: PipelineConfig) -> Dataset:

@@ -20,7 +20,7 @@ from distill_training.export import Published
 from distill_training.frontier import Entry
 from distill_training.int8 import Trial, int8_name, measure_speeds, trial_of, write_int8
 from distill_training.publishing import exported_dir, install
-from distill_training.quantize import best_copy, calibration_sample, check_calibrations, method_for, split_of
+from distill_training.quantize import best_copy, calibration_sample, method_for, split_of
 from distill_training.staleness import digest
 from modelrepo.layout import card_path, model_path, read_card, sha256_file
 
@@ -72,27 +72,36 @@ def _make(ctx: Context, fp32: Published) -> tuple[Trial, Published]:
     return trial, published
 
 
-def _withdraw(repo: Path, trial: Trial) -> None:
-    """Remove an INT8 copy of this FP32 model that an earlier run installed, now that the rule refuses it."""
+def _withdraw(repo: Path, fp32: Published, *, unless_from: bool) -> None:
+    """Remove the INT8 copy of `fp32` that an earlier run installed (`unless_from`: only if it was made from
+    another FP32 file than this one's)."""
+    name = int8_name(fp32.card.name)
     try:
-        card = read_card(card_path(repo, trial.model))
+        card = read_card(card_path(repo, name))
     except (OSError, ValueError):
         return
-    if card.quantization is not None and card.quantization.fp32_model == trial.fp32_model:
-        shutil.rmtree(repo / trial.model)
+    if card.quantization is None or card.quantization.fp32_model != fp32.card.name:
+        return  # not a copy this step made
+    source = card.versions[card.latest_version].config.get("source_sha256")
+    if not (unless_from and source == fp32.record.sha256):
+        shutil.rmtree(repo / name)
 
 
 def quantize_models(ctx: Context, models: list[Published], repo: Path) -> list[Trial]:
     """The INT8 copy of each of `models` (FP32 models in the served repository `repo`), published into `repo`
-    where the rule says so."""
-    check_calibrations(ctx.cfg.quantize.calibrations)
+    where the rule says so. With `quantize.enabled` off, none is made, and a copy an earlier run installed stays
+    only while its FP32 model is the one it was made from."""
+    if not ctx.cfg.quantize.enabled:
+        for fp32 in models:
+            _withdraw(repo, fp32, unless_from=True)
+        return []
     trials = []
     for fp32 in models:
         trial, copy = _saved(ctx, fp32, _key(ctx, fp32)) or timed(ctx, "quantize", partial(_make, ctx, fp32))
         if trial.decision.published:
             install(copy, repo)
         else:
-            _withdraw(repo, trial)
+            _withdraw(repo, fp32, unless_from=False)
         trials.append(trial)
     return trials
 

@@ -131,7 +131,7 @@ def build(ctx: Context, repo: Path) -> Built:
     frontier = _frontier(ctx, served, candidates, comparison, student_pub, control, latency, choice.spec)
     # A teacher brought as an ONNX file keeps its own input and output names and layout: only ours are quantized.
     fp32_models = [student_pub] if cfg.onnx_teacher.path else [served.served, student_pub]
-    trials = quantize_models(ctx, fp32_models, repo) if cfg.quantize.enabled else []
+    trials = quantize_models(ctx, fp32_models, repo)
     frontier += int8_entries(trials, frontier)
     return Built(served, searched, choice, comparison, student_pub, control, latency, frontier, trials)
 

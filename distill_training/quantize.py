@@ -32,8 +32,9 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
 from onnxruntime.quantization.shape_inference import quant_pre_process
+from tqdm import tqdm
 
-from distill_training.config import ConfigError
+from distill_training.config import ConfigError, QuantizeConfig
 from distill_training.export import onnx_logits, session
 
 STATIC: Final = "static-qdq"
@@ -60,10 +61,18 @@ def method_for(architecture: str) -> str:
     return DYNAMIC if architecture in DYNAMIC_ARCHITECTURES else STATIC
 
 
-def check_calibrations(names: tuple[str, ...]) -> None:
-    unknown = [n for n in names if n not in CALIBRATIONS]
-    if unknown or not names:
-        raise ConfigError(f"quantize.calibrations must name some of {', '.join(CALIBRATIONS)}, got {list(names)}")
+def check_settings(cfg: QuantizeConfig) -> None:
+    """A ConfigError for a `quantize.*` setting the step cannot use (checked before any training)."""
+    unknown = [n for n in cfg.calibrations if n not in CALIBRATIONS]
+    if unknown or not cfg.calibrations:
+        raise ConfigError(
+            f"quantize.calibrations must name some of {', '.join(CALIBRATIONS)}, got {list(cfg.calibrations)}"
+        )
+    if not 0 <= cfg.max_drop <= 1:
+        raise ConfigError(f"quantize.max_drop is a fraction of test accuracy (0.005: half a point), got {cfg.max_drop}")
+    for name in ("calibration_images", "throughput_batch", "throughput_calls"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"quantize.{name} must be at least 1, got {getattr(cfg, name)}")
 
 
 class ImageReader(CalibrationDataReader):  # type: ignore[misc]  # onnxruntime ships no type hints
@@ -195,7 +204,7 @@ def best_copy(
         val_check = agreement(target, val.fp32_logits, val.x, val.y)
         return Quantized(target, method, "", val_check, agreement(target, test.fp32_logits, test.x, test.y), {})
     tried: dict[str, Agreement] = {}
-    for name in calibrations:
+    for name in tqdm(calibrations, desc=f"{folder.name}: calibration methods"):
         path = quantize_file(fp32, folder / f"trial-{name}.onnx", method=method, calibration=name, images=images)
         tried[name] = agreement(path, val.fp32_logits, val.x, val.y)
     chosen = max(calibrations, key=lambda name: tried[name].accuracy)

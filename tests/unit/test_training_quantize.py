@@ -4,6 +4,8 @@ suits an MLP; the gate and the publishing rule; the report entry's keys; the INT
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +17,12 @@ from onnx import numpy_helper
 from tiers import require
 from torch import nn
 
-from distill_training.config import ConfigError, DataConfig, ExportConfig, QuantizeConfig
+from distill_training.config import ConfigError, DataConfig, ExportConfig, QuantizeConfig, load_config
+from distill_training.context import Context, check_names
 from distill_training.data import Dataset, load_dataset
 from distill_training.export import Published, export_onnx, publish
 from distill_training.int8 import Speed, Trial, decide, measure_speeds, trial_of, write_int8
+from distill_training.int8_copies import quantize_models
 from distill_training.nets import CNNStudent, MLPStudent
 from distill_training.quantize import (
     DYNAMIC,
@@ -26,7 +30,6 @@ from distill_training.quantize import (
     Quantized,
     best_copy,
     calibration_sample,
-    check_calibrations,
     method_for,
     quantize_file,
     split_of,
@@ -178,12 +181,29 @@ def test_gate_boundary_and_the_faster_or_smaller_rule() -> None:
     assert better.published and better.drop < 0 and "2.00x faster" in better.reason
 
 
-def test_calibrations_must_be_known() -> None:
-    check_calibrations(("minmax", "entropy", "percentile"))
-    for bad in ((), ("minmax", "kl")):
-        with pytest.raises(ConfigError, match=r"quantize\.calibrations"):
-            check_calibrations(bad)
-    assert method_for("cnn") == method_for("ensemble") == STATIC
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("quantize.calibrations", "minmax,kl", r"quantize\.calibrations must name some of minmax, entropy, percentile"),
+        ("quantize.max_drop", "5", r"quantize\.max_drop is a fraction"),
+        ("quantize.calibration_images", "0", r"quantize\.calibration_images must be at least 1"),
+    ],
+)
+def test_bad_quantize_settings_fail_before_any_training(setting: str, value: str, says: str) -> None:
+    check_names(load_config("quick"))
+    with pytest.raises(ConfigError, match=says):
+        check_names(load_config("quick", overrides={setting: value}))
+
+
+def test_the_cli_says_which_setting_is_wrong_and_exits_2() -> None:
+    cmd = [sys.executable, "-m", "distill_training", "plan", "--profile", "quick", "--set", "quantize.calibrations=kl"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2 and "quantize.calibrations must name some of" in proc.stderr
+
+
+def test_architectures_choose_the_method() -> None:
+    assert method_for("cnn") == method_for("ensemble") == method_for("mobilenet") == STATIC
+    assert method_for("mlp") == DYNAMIC
 
 
 def test_int8_card_validates_and_the_entry_has_the_issue_keys(cnn: Published, data: Dataset, tmp_path: Path) -> None:
@@ -201,3 +221,20 @@ def test_int8_card_validates_and_the_entry_has_the_issue_keys(cnn: Published, da
     assert card.quantization.int8_accuracy == card.versions[1].test_accuracy == trial.int8_accuracy
     assert card.versions[1].sha256 == sha256_file(pub.model_file)
     assert (card.input, card.labels, card.preprocessing) == (cnn.card.input, cnn.card.labels, cnn.card.preprocessing)
+
+
+def test_with_quantization_off_a_copy_stays_only_while_its_fp32_model_is_unchanged(
+    cnn: Published, data: Dataset, tmp_path: Path
+) -> None:
+    copy = _copy(cnn, data, tmp_path / "work", STATIC, calibration_sample(data.train_x.numpy(), 64, seed=0))
+    trial = trial_of(cnn, copy, (SPEED, SMALLER), 0.005)
+    repo = tmp_path / "repo"
+    write_int8(repo, cnn, trial, copy.path, {})
+    cfg = load_config("quick", overrides={"quantize.enabled": "false"})
+    ctx = Context(cfg, data, {})
+    assert quantize_models(ctx, [cnn], repo) == []
+    assert card_path(repo, "tiny-student-int8").is_file()  # made from this very FP32 file
+    record = cnn.record.model_copy(update={"sha256": "f" * 64})
+    retrained = Published(cnn.card.model_copy(update={"versions": {1: record}}), cnn.model_file, cnn.validation)
+    assert quantize_models(ctx, [retrained], repo) == []
+    assert not (repo / "tiny-student-int8").exists()  # a copy of a model no longer served is not served either
