@@ -74,6 +74,15 @@ def quantization_section(trials: list[dict[str, Any]]) -> Lines:
     if not trials:
         return ["## INT8 copies", "", "Not tried (`quantize.enabled` is off).", ""]
     gate = trials[0]["decision"]["gate"]
+    brought = (
+        []
+        if any(t["role"] == "teacher" for t in trials)
+        else [
+            "The teacher was brought as an ONNX file (`distill`), with its own input, output and layout: only the "
+            "student is quantized.",
+            "",
+        ]
+    )
     return [
         "## INT8 copies",
         "",
@@ -84,6 +93,7 @@ def quantization_section(trials: list[dict[str, Any]]) -> Lines:
         f"**The rule**: a copy is published as `<name>-int8` when it loses at most {gate * 100:.2f} pts of test "
         "accuracy (the gate, `quantize.max_drop`) and is faster at batch 1 or smaller on disk.",
         "",
+        *brought,
         *_trials(trials),
         "Measured side by side with the FP32 model, onnxruntime on one thread (batch-1 latency in interleaved "
         "rounds; throughput per core):",

@@ -34,6 +34,7 @@ from distill_training.quantize import (
     quantize_file,
     split_of,
 )
+from distill_training.report_int8 import quantization_section
 from modelrepo.dataset import DEFAULT_DATA_DIR
 from modelrepo.layout import card_path, read_card, sha256_file
 
@@ -238,3 +239,25 @@ def test_with_quantization_off_a_copy_stays_only_while_its_fp32_model_is_unchang
     retrained = Published(cnn.card.model_copy(update={"versions": {1: record}}), cnn.model_file, cnn.validation)
     assert quantize_models(ctx, [retrained], repo) == []
     assert not (repo / "tiny-student-int8").exists()  # a copy of a model no longer served is not served either
+
+
+def _trial(fp32_model: str, role: str, int8_accuracy: float, int8: Speed) -> Trial:
+    decision = decide(0.90, int8_accuracy, 0.005, SPEED, int8)
+    return Trial(
+        f"{fp32_model}-int8", fp32_model, role, "cnn", STATIC, "percentile", 0.90, int8_accuracy, 0.91, 0.905,
+        {"minmax": 0.904, "percentile": 0.905}, 0.99, 2.5, 10000, 1234, SPEED, int8, decision, "Test CPU", [], 1.0,
+    )  # fmt: skip
+
+
+def test_the_report_section_says_what_the_figures_say() -> None:
+    faster = Speed(p50_us=4.0, p90_us=5.0, images_per_s=3e5, batch=32, size_bytes=1000)
+    trials = [_trial("t", "teacher", 0.899, faster), _trial("s", "student", 0.88, SMALLER)]
+    text = "\n".join(quantization_section([t.to_json() for t in trials]))
+    assert "| `t-int8` | static-qdq | minmax 90.40%, **percentile** 90.50% | 90.00% | 89.90% | +0.10 pts" in text
+    assert "| `s-int8` |" in text and "| **no** |" in text
+    assert "not published: lost 2.00 pts of test accuracy, 1.50 pts more than the gate allows (0.50)" in text
+    assert "faster for some, slower for others than FP32 at batch 1 (2.50x, 0.71x the FP32 speed)" in text
+    assert "no int8 dot-product instructions (VNNI, AMX)" in text and "brought as an ONNX file" not in text
+    only_student = "\n".join(quantization_section([trials[1].to_json()]))
+    assert "brought as an ONNX file (`distill`)" in only_student
+    assert quantization_section([]) == ["## INT8 copies", "", "Not tried (`quantize.enabled` is off).", ""]
