@@ -6,6 +6,7 @@ frontier and the report's section; and the `quantize` command on its own finds t
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -108,26 +109,37 @@ def test_int8_points_on_the_frontier_and_in_the_report(quick_build: Path) -> Non
     assert "## INT8 copies" in text and "**The rule**" in text and "images/s per core" in text
 
 
+def quantize(folder: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "distill_training", "quantize", "--profile", "quick", "--out", str(folder / "models"),
+           "--run-dir", str(folder / "run"), *extra]  # fmt: skip
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+
+
 def test_the_quantize_command_finds_the_copies_up_to_date(quick_build: Path) -> None:
     repo = quick_build / "models"
     copies = [model_path(repo, e["model"], 1) for e in report_of(quick_build)["quantization"] if e["published"]]
     before = {p: p.stat().st_mtime_ns for p in copies}
-    cmd = [
-        sys.executable,
-        "-m",
-        "distill_training",
-        "quantize",
-        "--profile",
-        "quick",
-        "--out",
-        str(repo),
-        "--run-dir",
-        str(quick_build / "run"),
-    ]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    proc = quantize(quick_build)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "fmnist-teacher-int8: static-qdq" in proc.stdout and "fmnist-student-int8: " in proc.stdout
     assert {p: p.stat().st_mtime_ns for p in before} == before
+
+
+def test_a_stricter_gate_withdraws_the_copies_it_refuses(quick_build: Path, tmp_path: Path) -> None:
+    """The same copies held to a gate of 0: those that lost any accuracy are refused, say so, and leave the
+    served repository (an earlier run installed them); the rest stay."""
+    folder = tmp_path / "quick"
+    shutil.copytree(quick_build, folder)
+    proc = quantize(folder, "--set", "quantize.max_drop=0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for e in report_of(quick_build)["quantization"]:
+        trial = json.loads((folder / "run/quantized" / f"{e['model']}.json").read_text())["trial"]
+        assert trial["int8_accuracy"] == e["int8_accuracy"]  # the same copy: made from the same seeded sample
+        refused = e["drop"] > 1e-9
+        assert trial["decision"]["published"] == (e["published"] and not refused)
+        assert (folder / "models" / e["model"]).exists() == trial["decision"]["published"]
+        if refused:
+            assert f"{e['model']}: " in proc.stdout and "more than the gate allows (0.00)" in proc.stdout
 
 
 def test_the_real_service_serves_the_int8_copies_and_compares_any_two(quick_build: Path, tmp_path: Path) -> None:
