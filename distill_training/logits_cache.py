@@ -47,7 +47,7 @@ def logits_key(cfg: PipelineConfig, data: Dataset, teacher: Teacher) -> str:
             "teacher": teacher.key,
             "fingerprint": data.fingerprint,
             "data": to_dict(cfg.data),
-            "views": [view_count(cfg), VIEW_SEED],
+            "views": [view_count(cfg), VIEW_SEED, cfg.student.mirror],
         }
     )
 
@@ -74,7 +74,7 @@ def train_pixels(data: Dataset) -> np.ndarray:
 def cached_views(cfg: PipelineConfig, data: Dataset, teacher: Teacher, cache_dir: Path) -> Views:
     """The students' views and the teacher's logits on them; computes the logits on a cache miss."""
     key = logits_key(cfg, data, teacher)
-    views = fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED)
+    views = fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED, mirror=cfg.student.mirror)
     path = cache_dir / f"{key[:16]}.pt"
     expected = (views.count, len(data.train_x), len(data.labels))
     if path.is_file():
