@@ -72,8 +72,8 @@ def _make(ctx: Context, fp32: Published) -> tuple[Trial, Published]:
     return trial, published
 
 
-def _withdraw(repo: Path, fp32: Published, *, unless_from: bool) -> None:
-    """Remove the INT8 copy of `fp32` that an earlier run installed (`unless_from`: only if it was made from
+def _withdraw(repo: Path, fp32: Published, *, keep_if_current: bool) -> None:
+    """Remove the INT8 copy of `fp32` that an earlier run installed (`keep_if_current`: only if it was made from
     another FP32 file than this one's)."""
     name = int8_name(fp32.card.name)
     try:
@@ -83,7 +83,7 @@ def _withdraw(repo: Path, fp32: Published, *, unless_from: bool) -> None:
     if card.quantization is None or card.quantization.fp32_model != fp32.card.name:
         return  # not a copy this step made
     source = card.versions[card.latest_version].config.get("source_sha256")
-    if not (unless_from and source == fp32.record.sha256):
+    if not (keep_if_current and source == fp32.record.sha256):
         shutil.rmtree(repo / name)
 
 
@@ -93,7 +93,7 @@ def quantize_models(ctx: Context, models: list[Published], repo: Path) -> list[T
     only while its FP32 model is the one it was made from."""
     if not ctx.cfg.quantize.enabled:
         for fp32 in models:
-            _withdraw(repo, fp32, unless_from=True)
+            _withdraw(repo, fp32, keep_if_current=True)
         return []
     trials = []
     for fp32 in models:
@@ -101,7 +101,7 @@ def quantize_models(ctx: Context, models: list[Published], repo: Path) -> list[T
         if trial.decision.published:
             install(copy, repo)
         else:
-            _withdraw(repo, fp32, unless_from=False)
+            _withdraw(repo, fp32, keep_if_current=False)
         trials.append(trial)
     return trials
 
