@@ -39,6 +39,9 @@ def counters(client: TestClient, model: str) -> tuple[float, float]:
 @pytest.mark.parametrize("name", ["fmnist-teacher", "fmnist-student", "fmnist-teacher-int8", "fmnist-student-int8"])
 def test_online_accuracy_on_raw_test_pixels_equals_the_cards_accuracy(quick_build: Path, name: str) -> None:
     repo = quick_build / "models"
+    if name.endswith("-int8") and not card_path(repo, name).is_file():
+        # The gate decides on the machine that trains; test_quantize_quick checks what it decided.
+        pytest.skip(f"the quantize step did not publish {name} on this machine (reports/distillation.json says why)")
     card = read_card(card_path(repo, name))
     record = card.versions[card.latest_version]
     images, labels = load_test_split(record.config["training"]["data"]["data_dir"])  # the split it was measured on
