@@ -71,7 +71,17 @@ def _free_port() -> int:
 
 def _run_layout(processes: int, threads: int, data_dir: str, epochs: int, tmp: Path) -> dict[str, Any]:
     out = tmp / f"{processes}x{threads}.json"
-    args = ["-m", __name__, "worker", "--data-dir", data_dir, "--epochs", str(epochs), "--result", str(out)]
+    args = [
+        "-m",
+        "distill_training.bench_train",
+        "worker",
+        "--data-dir",
+        data_dir,
+        "--epochs",
+        str(epochs),
+        "--result",
+        str(out),
+    ]
     if processes > 1:
         launcher = ["-m", "torch.distributed.run", "--nproc-per-node", str(processes), "--rdzv-backend", "c10d"]
         args = [*launcher, "--rdzv-endpoint", f"127.0.0.1:{_free_port()}", *args]
