@@ -5,7 +5,7 @@ The two ranks train one model on their halves of each epoch (DistributedDataPara
 weights; its validation accuracy is within `TOLERANCE` of the same recipe trained by one process (the session's
 `quick_build` member 0, which has the same teacher key); the logits merged from the ranks' blocks are those one
 process computes; a killed rank fails the job within `FAIL_WITHIN_S` with a message; the same command then
-resumes from the last checkpoint.
+resumes from the last checkpoint. The pipeline then goes on on rank 0 alone (students, export, report).
 """
 
 from __future__ import annotations
@@ -61,12 +61,13 @@ def meta(run_dir: Path) -> dict[str, object]:
     return json.loads((run_dir / "teachers/member0/meta.json").read_text())  # type: ignore[no-any-return]
 
 
-@pytest.mark.timeout(420)
-def test_two_ranks_train_one_teacher_and_merge_its_logits(quick_build: Path, tmp_path: Path) -> None:
+@pytest.mark.timeout(540)
+def test_the_pipeline_on_two_ranks_trains_one_teacher_and_merges_its_logits(quick_build: Path, tmp_path: Path) -> None:
     single = json.loads((quick_build / "run/teachers/member0/meta.json").read_text())
-    epochs = str(single["epochs"])
-    proc = run(torchrun("logits", tmp_path, "--set", f"teacher.epochs={epochs}"))
+    epochs, out = str(single["epochs"]), ("--out", str(tmp_path / "models"), "--reports", str(tmp_path / "reports"))
+    proc = run(torchrun("pipeline", tmp_path, "--set", f"teacher.epochs={epochs}", *out), timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert (tmp_path / "models/fmnist-student").is_dir() and (tmp_path / "reports/distillation.md").is_file()
 
     ddp = meta(tmp_path)
     assert ddp["key"] == single["key"]  # the same recipe and data
