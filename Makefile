@@ -7,9 +7,9 @@ STAMP := $(VENV)/.installed
 MODELS ?= models
 PROFILE ?= default
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
-APT_PACKAGES := dataset-fashion-mnist prometheus wrk
+APT_PACKAGES := dataset-fashion-mnist prometheus wrk chromium
 
-.PHONY: help install system-deps train demo serve test lint format clean bench bench-train loadtest up down soak
+.PHONY: help install system-deps train distill demo serve test lint format clean bench bench-train capacity loadtest up down soak
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the project with its training and dev extras
 
-system-deps: ## install the Debian packages (Fashion-MNIST, prometheus, wrk) where apt is available
+system-deps: ## install the Debian packages (Fashion-MNIST, prometheus, wrk, chromium) where apt is available
 	@missing=""; \
 	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
@@ -36,9 +36,21 @@ system-deps: ## install the Debian packages (Fashion-MNIST, prometheus, wrk) whe
 train: install system-deps ## build the model repository (PROFILE=default|quick, MODELS=dir)
 	$(PY) -m distill_training pipeline --profile $(PROFILE) --out $(MODELS) --data-dir $(DATA_DIR)
 
-demo: train ## train (if needed), serve, load student and teacher with locust, write reports/speedup.md
+TEACHER ?=
+DATA ?=
+NAME ?=
+distill: install ## distil your ONNX teacher on your data: TEACHER=model.onnx DATA=dir [NAME=] [PROFILE=] [MODELS=]
+	@test -n "$(TEACHER)" -a -n "$(DATA)" || { echo "usage: make distill TEACHER=model.onnx DATA=folder [NAME=name]" >&2; exit 2; }
+	$(PY) -m distill_training distill --teacher-onnx $(TEACHER) --data $(DATA) --out $(MODELS) --profile $(PROFILE) \
+		$(if $(NAME),--name $(NAME))
+
+demo: train ## train (if needed), serve, load student and teacher with locust, find their capacity, write reports/speedup.md
 	$(PY) -m distill_bench demo --models $(MODELS) --out reports --data-dir $(DATA_DIR)
 	@echo "distillation report: reports/distillation.md"
+
+SLO_P99_MS ?= 50
+capacity: install system-deps ## highest open-loop rate per model within p99 <= SLO_P99_MS, one core each: reports/capacity.md
+	$(PY) -m distill_bench capacity --models $(MODELS) --out reports --slo-p99-ms $(SLO_P99_MS) --data-dir $(DATA_DIR)
 
 bench: install system-deps ## floor vs onnxruntime vs the service under wrk, side by side: reports/bench.md
 	$(PY) -m distill_bench bench --models $(MODELS) --out reports

@@ -1,5 +1,5 @@
 """`python -m distill_training <step>`: plan, teacher, logits, student, search, compare, tune, export, report,
-pipeline.
+pipeline; and distill (the pipeline for your own teacher, an ONNX file, on your own data).
 
 Every step first brings its inputs up to date (skipping what is already built), so each runs on its own.
 """
@@ -12,12 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill_training import distributed, pipeline, steps
+from distill_training import distill, distributed, pipeline, steps
 from distill_training.config import PROFILES, ConfigError, PipelineConfig, load_config, parse_set_args
 from distill_training.context import Context, open_context
 from distill_training.data import DatasetError
 from distill_training.export import ExportValidationError
 from distill_training.losses import LOSSES
+from distill_training.onnx_teacher import OnnxTeacherError
 from distill_training.planning import RunPlan
 from distill_training.staleness import read_meta
 
@@ -103,15 +104,25 @@ def _pipeline(ctx: Context, args: argparse.Namespace) -> None:
     print(f"pipeline ({ctx.cfg.profile}) done in {run.seconds:.0f} s; models in {args.out}")
 
 
+def _distill(ctx: Context, args: argparse.Namespace) -> None:
+    _pipeline(ctx, args)
+    print(f"serve teacher and student side by side: python -m service --models {args.out}")
+
+
 def _reports(args: argparse.Namespace) -> Path | None:
     return Path(args.reports) if args.reports else None
 
 
-def print_plan(run_plan: RunPlan) -> None:
+def print_plan(cfg: PipelineConfig, run_plan: RunPlan) -> None:
     plan = run_plan.plan
     budget = f"{run_plan.budget_s / 60:g}-minute budget" if run_plan.budget_s else "no time budget"
+    teacher = (
+        f"{cfg.onnx_teacher.path} (not trained here)"
+        if cfg.onnx_teacher.path
+        else f"{plan.members} member(s) x {plan.teacher_epochs} epochs"
+    )
     print(
-        f"plan ({budget}): teacher {plan.members} member(s) x {plan.teacher_epochs} epochs, students "
+        f"plan ({budget}): teacher {teacher}, students "
         f"{plan.students.epochs} epochs x {plan.students.seeds} seeds, candidates {', '.join(plan.students.candidates)}"
     )
     cuts = [*plan.cuts, *plan.students.cuts]
@@ -157,8 +168,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECTION.FIELD=VALUE",
         help="override one setting, e.g. --set teacher.epochs=5 (repeatable)",
     )
-    common.add_argument("--data-dir", help="IDX files or train.npz/test.npz (default: the Debian Fashion-MNIST)")
-    common.add_argument("--run-dir", help="work directory for checkpoints and caches (default runs/<profile>)")
+    common.add_argument(
+        "--data-dir", help="IDX files, train.npz/test.npz or an image folder (default: the Debian Fashion-MNIST)"
+    )
+    common.add_argument(
+        "--run-dir",
+        help="work directory for checkpoints and caches (default runs/<profile>; distill: runs/NAME-<profile>)",
+    )
     common.add_argument(
         "--time-budget-min", type=float, help="fit the work to this many minutes on this machine (0: no budget)"
     )
@@ -197,6 +213,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="models", help="model repository to write (default: models)")
         if name != "export":
             p.add_argument("--reports", help="report directory (default: export.report_dir, 'reports')")
+    p = add("distill", _distill, "your teacher (an ONNX file) on your data: students, both models' cards, report")
+    p.add_argument("--out", default="models", help="model repository to write (default: models)")
+    p.add_argument("--reports", help="report directory (default: reports/NAME)")
+    distill.add_arguments(p)
     return parser
 
 
@@ -204,6 +224,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     overrides: dict[str, str] = {}
     if args.data_dir:
         overrides["data.data_dir"] = args.data_dir
+    if args.step == "distill":
+        overrides.update(distill.overrides(args))
     overrides.update(parse_set_args(args.set))
     if args.run_dir:
         overrides["run_dir"] = args.run_dir
@@ -225,14 +247,14 @@ def main(argv: list[str] | None = None) -> int:
         if not world.main:
             steps.follow(ctx, args.step)
             return 0
-        print_plan(run_plan)
+        print_plan(ctx.cfg, run_plan)
         args.fn(ctx, args)
     except RuntimeError as err:
         if not distributed.peer_failure(err):
             raise
         print(f"error: {distributed.peer_lost(err)}", file=sys.stderr)
         return 1
-    except (DatasetError, ConfigError) as err:
+    except (DatasetError, ConfigError, OnnxTeacherError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ExportValidationError as err:

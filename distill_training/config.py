@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, get_args, get_type_hints
 
 import yaml
 
@@ -30,8 +30,14 @@ class DataConfig:
     data_dir: str = DEFAULT_DATA_DIR
     labels: tuple[str, ...] = FASHION_MNIST_LABELS
     val_size: int = 5000  # held out of train for model selection
+    val_fraction: float = 0.1  # ... but never more than this share of train (a small folder keeps most for training)
     train_limit: int = 0  # 0 = all of train; the quick profile trains on a subset
     split_seed: int = 0
+    test_fraction: float = 0.2  # an image folder without test/: this share of each class, seeded, is the test split
+    # Every image converted to `channels` (1 greyscale, 3 RGB) and resized to `image_size` (height, width); 0 and
+    # () keep the data's own. An image folder needs both; `distill` sets them to the teacher's input.
+    image_size: tuple[int, ...] = ()
+    channels: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,21 @@ class BudgetConfig:
 
 
 @dataclass(frozen=True)
+class OnnxTeacherConfig:
+    """A teacher brought as an ONNX file (`distill`), run in onnxruntime instead of trained here. What the graph
+    does not say is given here (or in a JSON sidecar next to the file, `<file stem>.json`, with the same keys)."""
+
+    path: str = ""  # the .onnx file; empty: train our own teacher
+    layout: str = ""  # NCHW or NHWC; empty: read from the input's shape
+    scale: float = 0.0  # x = (pixel * scale - mean) / std; 0: 1/255 for a float input, 1 for an integer one
+    mean: tuple[float, ...] = ()  # one value, or one per channel; empty: 0 (normalisation inside the graph)
+    std: tuple[float, ...] = ()  # empty: 1
+    output: str = ""  # the output holding the class scores; empty: the graph's first
+    batch_size: int = 128  # rows per onnxruntime run (a graph whose batch is fixed at 1 runs row by row)
+    min_chance_ratio: float = 1.5  # refuse a teacher whose accuracy on train is below this many times chance
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     profile: str = "default"
     run_dir: str = "runs/default"
@@ -138,9 +159,10 @@ class PipelineConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    onnx_teacher: OnnxTeacherConfig = field(default_factory=OnnxTeacherConfig)
 
 
-SECTIONS = ("data", "teacher", "student", "export", "budget")
+SECTIONS = ("data", "teacher", "student", "export", "budget", "onnx_teacher")
 
 
 def profile_config(profile: str) -> PipelineConfig:
@@ -183,8 +205,8 @@ def lookup(table: Mapping[str, T], name: str, setting: str) -> T:
         raise ConfigError(f"unknown {setting} {name!r}; known: {', '.join(table)}") from None
 
 
-def _coerce(value: str, current: Any) -> Any:
-    """Parse a command-line string into the type of the field it replaces."""
+def _coerce(value: str, current: Any, annotation: Any) -> Any:
+    """Parse a command-line string into the type of the field it replaces (`annotation`)."""
     if isinstance(current, bool):
         if value.lower() in ("1", "true", "yes", "on"):
             return True
@@ -193,7 +215,7 @@ def _coerce(value: str, current: Any) -> Any:
         raise ConfigError(f"expected a boolean, got {value!r}")
     if isinstance(current, tuple):
         parts = [p.strip() for p in value.split(",") if p.strip()]
-        kind = type(current[0]) if current else str
+        kind = (get_args(annotation) or (str,))[0]  # tuple[int, ...] -> int, even when the default is ()
         return tuple(kind(p) for p in parts)
     if isinstance(current, int | float):
         return type(current)(value)
@@ -206,7 +228,8 @@ def _apply(section: Any, key: str, value: Any) -> Any:
         raise ConfigError(f"unknown setting {key!r}; known: {', '.join(sorted(names))}")
     current = getattr(section, key)
     try:
-        new = _coerce(value, current) if isinstance(value, str) else value
+        annotation = get_type_hints(type(section))[key]
+        new = _coerce(value, current, annotation) if isinstance(value, str) else value
         if isinstance(current, tuple) and isinstance(new, list):
             new = tuple(new)
     except ValueError as err:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from distill_training.budget import StudentPlan
 from distill_training.config import PipelineConfig, lookup, save_config
 from distill_training.data import Dataset, load_dataset
+from distill_training.distill import configured
 from distill_training.logits_cache import Views
 from distill_training.losses import LOSSES
 from distill_training.nets import TEACHERS
@@ -41,6 +43,7 @@ class Context:
     teachers: Teachers | None = None  # published into the run directory
     students: StudentPlan | None = None  # the search's plan, fitted again once the teacher is done
     views: Views | None = None
+    imported_facts: dict[str, Any] = field(default_factory=dict)  # a teacher brought as an ONNX file: for its card
 
     @property
     def run_dir(self) -> Path:
@@ -56,14 +59,24 @@ def check_names(cfg: PipelineConfig) -> None:
         lookup(LOSSES, method, "student method")
 
 
+def load_data(cfg: PipelineConfig) -> Dataset:
+    """The data, an image folder's decoded images cached in the run directory."""
+    return load_dataset(cfg.data, Path(cfg.run_dir) / "images")
+
+
 def open_context(cfg: PipelineConfig) -> Context:
-    """Check the names the config gives (before any training), load the data, save the config in the run dir."""
+    """Check the names the config gives and a teacher brought as an ONNX file (before any training), load the
+    data (printing what the loader noticed), save the config, with the data's class names, in the run dir."""
     start = time.perf_counter()
     check_names(cfg)
-    data = load_dataset(cfg.data)
+    if cfg.onnx_teacher.path:
+        cfg = configured(cfg)
+    data = load_data(cfg)
     loaded = time.perf_counter() - start
-    run_dir = Path(cfg.run_dir)
-    save_config(cfg, run_dir / "config.yaml")
+    for note in data.notes:
+        print(note, file=sys.stderr)
+    cfg = replace(cfg, data=replace(cfg.data, labels=data.labels))
+    save_config(cfg, Path(cfg.run_dir) / "config.yaml")
     return Context(cfg, data, {}, started=start, data_load_s=loaded)
 
 

@@ -155,7 +155,7 @@ def publish(
     check_names(role, method, architecture)
     source_sha = source_sha256
     target = model_path(repo, name, version)
-    existing = _up_to_date(repo, name, version, (method, architecture), source_sha, config)
+    existing = published_if_up_to_date(repo, name, version, (method, architecture), source_sha, config)
     if existing is not None:
         return existing
     staging = export_onnx(model, data.image_shape, repo / name / f".staging-{version}" / "model.onnx", opset=cfg.opset)
@@ -210,7 +210,7 @@ def check_names(role: Role, method: str, architecture: str) -> None:
             raise ConfigError(f"unknown {role} {kind} {name!r}; known: {', '.join(known)}")
 
 
-def _up_to_date(
+def published_if_up_to_date(
     repo: Path, name: str, version: int, made: tuple[str, str], source_sha: str, config: dict[str, Any]
 ) -> Published | None:
     """The published model if its card records this (method, architecture), source weights and config."""

@@ -3,31 +3,54 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from distill_training.export import INPUT_NAME, session
+from distill_training.export import session
+from modelrepo.card import TensorSpec
+from modelrepo.datatypes import NUMPY_DTYPES
 
 
-def measure_latency(paths: dict[str, Path], *, threads: int, runs: int, rounds: int = 10) -> dict[str, list[float]]:
-    """Batch-1 onnxruntime latencies (seconds) per model, `runs` calls split over interleaved rounds."""
-    sessions = {label: session(path, threads=threads) for label, path in paths.items()}
-    x = np.random.default_rng(0).standard_normal((1, *_input_shape(sessions))).astype(np.float32)
+def example_input(spec: TensorSpec, rng: np.random.Generator) -> np.ndarray:
+    """One random row of the input a card declares: pixels 0-255 for an integer input, N(0, 1) for a float one."""
+    shape, dtype = [1, *spec.shape[1:]], NUMPY_DTYPES[spec.datatype]
+    if dtype.kind in "iu":
+        return rng.integers(0, 256, shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _feed(sess: Any, spec: TensorSpec | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """One row for the model: as its card declares the input (`spec`), else a float row of the graph's input."""
+    if spec is not None:
+        return {spec.name: example_input(spec, rng)}
+    arg = sess.get_inputs()[0]
+    return {arg.name: rng.standard_normal([1, *(int(d) for d in arg.shape[1:])]).astype(np.float32)}
+
+
+def measure_latency(
+    models: Mapping[str, Path],
+    *,
+    threads: int,
+    runs: int,
+    rounds: int = 10,
+    inputs: Mapping[str, TensorSpec] | None = None,
+) -> dict[str, list[float]]:
+    """Batch-1 onnxruntime latencies (seconds) per model file, `runs` calls split over interleaved rounds; each
+    fed as `inputs` (by model, a card's input) declares, else a float row of its graph's input."""
+    sessions = {label: session(path, threads=threads) for label, path in models.items()}
+    rng = np.random.default_rng(0)
+    feeds = {label: _feed(sess, (inputs or {}).get(label), rng) for label, sess in sessions.items()}
     times: dict[str, list[float]] = {label: [] for label in sessions}
-    for sess in sessions.values():
+    for label, sess in sessions.items():
         for _ in range(20):  # warm-up
-            sess.run(None, {INPUT_NAME: x})
+            sess.run(None, feeds[label])
     for _ in range(rounds):
         for label, sess in sessions.items():
             for _ in range(max(1, runs // rounds)):
                 start = time.perf_counter()
-                sess.run(None, {INPUT_NAME: x})
+                sess.run(None, feeds[label])
                 times[label].append(time.perf_counter() - start)
     return times
-
-
-def _input_shape(sessions: dict[str, Any]) -> list[int]:
-    shape = next(iter(sessions.values())).get_inputs()[0].shape
-    return [int(d) for d in shape[1:]]

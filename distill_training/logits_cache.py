@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -66,6 +67,13 @@ def teacher_logits(
     return torch.stack(out)
 
 
+def train_pixels(data: Dataset) -> np.ndarray:
+    """The raw uint8 pixels (N, C, H, W) of the train split, the rows of `data.train_x`."""
+    if data.train_pixels is None:
+        raise ValueError("the dataset holds no raw pixels (load it with data.load_dataset)")
+    return data.train_pixels
+
+
 def cache_path(cfg: PipelineConfig, data: Dataset, teacher_key: str, cache_dir: Path) -> Path:
     return cache_dir / f"{logits_key(cfg, data, teacher_key)[:16]}.pt"
 
@@ -98,4 +106,5 @@ def cached_views(cfg: PipelineConfig, data: Dataset, teacher: Teacher, cache_dir
     if hit is not None:
         return hit
     views = fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED)
-    return store(cfg, data, teacher.key, cache_dir, teacher_logits(teacher, data.train_x, views))
+    source = torch.from_numpy(train_pixels(data)) if teacher.reads_pixels else data.train_x
+    return store(cfg, data, teacher.key, cache_dir, teacher_logits(teacher, source, views))

@@ -30,6 +30,7 @@ from distill_training.publishing import (
     publish_student,
 )
 from distill_training.report import Outcome, write_report
+from distill_training.samples import write_samples
 from distill_training.steps import (
     compare,
     comparison_of,
@@ -88,14 +89,19 @@ def build(ctx: Context, repo: Path) -> Built:
     searched = search(ctx)
     configs = {spec: student_config(cfg, spec, student_plan(ctx).epochs) for spec in searched}
     candidates = publish_candidates(ctx, searched, configs)
-    files = {pub.card.name: pub.model_file for pub in (published_teachers.served, *published_teachers.members)}
-    latency = measure(ctx, files | {spec: pub.model_file for spec, pub in candidates.items()})
+    published = {pub.card.name: pub for pub in (published_teachers.served, *published_teachers.members)}
+    published |= candidates
+    latency = measure(
+        ctx,
+        {name: pub.model_file for name, pub in published.items()},
+        {name: pub.card.input for name, pub in published.items()},
+    )
     teacher_us = latency[published_teachers.served.card.name].p50_us
     choice = choose_candidate(ctx, searched, latency, teacher_us)
     comparison = compare(ctx, choice.spec, published_teachers.served.record.test_accuracy)
     search_epochs = student_plan(ctx).epochs
     best = _best_on_validation(ctx, comparison, cfg.student.method, (searched[choice.spec], search_epochs))
-    selected = best.record | {"latency_budget": choice.rule, "latency_limit_us": choice.limit_us}
+    selected = best.record | {"latency_budget": choice.rule, "latency_limit_us": choice.limit_json}
     exported = publish_student(
         ctx,
         best.result,
@@ -117,6 +123,7 @@ def build(ctx: Context, repo: Path) -> Built:
     )
     served = Teachers(install(published_teachers.served, repo), published_teachers.members)
     student_pub = install(exported, repo)
+    write_samples(ctx.data, repo, cfg.data.data_dir)  # real test images and their labels, for people to try
     frontier = _frontier(ctx, served, candidates, comparison, student_pub, control, latency, choice.spec)
     return Built(served, searched, choice, comparison, student_pub, control, latency, frontier)
 
@@ -166,7 +173,8 @@ class Report:
 def report(ctx: Context, repo: Path, report_dir: Path | None = None) -> Report:
     """Build what is not up to date, then write the report."""
     built = build(ctx, repo)
-    precision = "bf16" if autocast_dtype(ctx.cfg.teacher.precision) else "fp32"
+    trained = "bf16" if autocast_dtype(ctx.cfg.teacher.precision) else "fp32"
+    precision = "no" if ctx.cfg.onnx_teacher.path else trained  # a teacher brought as an ONNX file: not trained
     path = write_report(
         report_dir or Path(ctx.cfg.export.report_dir),
         cfg=ctx.cfg,

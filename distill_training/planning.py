@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from distill_training.budget import (
     ComparisonPlan,
     Plan,
@@ -25,8 +27,10 @@ from distill_training.budget import (
 )
 from distill_training.config import PipelineConfig, StudentConfig, TeacherConfig, to_dict
 from distill_training.data import Dataset
+from distill_training.latency import measure_latency
 from distill_training.logits_cache import view_count
 from distill_training.losses import CONTROL
+from distill_training.onnx_teacher import open_teacher
 from distill_training.search import Scored, candidate_config, candidate_specs, latency_limit, within_budget
 from distill_training.speed import GraphLatency, Speeds, calibrate, graph_latencies
 from distill_training.staleness import digest
@@ -87,14 +91,25 @@ def _plan_key(cfg: PipelineConfig) -> str:
 def _estimate_latency(cfg: PipelineConfig, data: Dataset, members: int) -> GraphLatency:
     """Batch-1 latency of the untrained served teacher (`members` of them) and candidates, the seconds one
     export takes, and the teacher's batch throughput (its logits are computed by onnxruntime)."""
-    configs = member_configs(cfg.teacher, members)
-    nets = {TEACHER: served_model([build_teacher(c, data) for c in configs])}
+    imported = cfg.onnx_teacher.path
+    nets = (
+        {}
+        if imported
+        else {TEACHER: served_model([build_teacher(c, data) for c in member_configs(cfg.teacher, members)])}
+    )
     for spec in candidate_specs(cfg.student):
         nets[spec] = build_student(candidate_config(cfg.student, spec), data)
     threads = cfg.export.latency_threads
-    return graph_latencies(
-        nets, data.image_shape, opset=cfg.export.opset, threads=threads, runs=LATENCY_RUNS, batched=TEACHER
+    measured = graph_latencies(
+        nets, data.image_shape, opset=cfg.export.opset, threads=threads, runs=LATENCY_RUNS, batched=next(iter(nets))
     )
+    if not imported:
+        return measured
+    teacher = open_teacher(cfg.onnx_teacher, cfg.data)  # measured as it is, fed as its card will say
+    times = measure_latency(
+        {TEACHER: teacher.path}, threads=threads, runs=LATENCY_RUNS, inputs={TEACHER: teacher.input}
+    )
+    return replace(measured, latency_us={TEACHER: float(np.percentile(times[TEACHER], 50)) * 1e6} | measured.latency_us)
 
 
 def _reserve_s(cfg: PipelineConfig, latency_us: dict[str, float], members: int) -> float:
@@ -114,7 +129,8 @@ def make_plan(cfg: PipelineConfig, data: Dataset, started: float, data_load_s: f
     if saved is not None:
         return saved
     recipe = recipe_of(cfg)
-    budget_s = cfg.budget.time_budget_min * 60
+    # A teacher brought as an ONNX file is not trained here: its students get the full recipe.
+    budget_s = 0.0 if cfg.onnx_teacher.path else cfg.budget.time_budget_min * 60
     plan, speeds = full_plan(recipe), None
     if budget_s > 0:
         members = member_configs(cfg.teacher)

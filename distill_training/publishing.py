@@ -7,6 +7,7 @@ installed into the served repository (`install`), so a failed run leaves that re
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from distill_training.staleness import digest
 from distill_training.teachers import Teachers, load_members, member_name
 from distill_training.train import StudentResult, build_student, load_weights
 from modelrepo.card import Ensemble as EnsembleCard
-from modelrepo.card import EnsembleMember
+from modelrepo.card import EnsembleMember, TensorSpec
 from modelrepo.layout import card_path, read_card, sha256_file, write_card
 
 
@@ -169,9 +170,10 @@ class Latency:
 LATENCY = "latency.json"  # in the run directory: measured latency by the sha256 of the ONNX file
 
 
-def measure(ctx: Context, files: dict[str, Path]) -> dict[str, Latency]:
-    """Batch-1 onnxruntime latency of every file, in interleaved rounds (`latency.measure_latency`); a file
-    measured before is not measured again, so a rerun makes the same choice as the run it repeats."""
+def measure(ctx: Context, files: dict[str, Path], inputs: dict[str, TensorSpec]) -> dict[str, Latency]:
+    """Batch-1 onnxruntime latency of every file, fed as its card's input (`inputs`, by name), in interleaved
+    rounds (`latency.measure_latency`); a file measured before is not measured again, so a rerun makes the same
+    choice as the run it repeats."""
     export, path = ctx.cfg.export, ctx.run_dir / LATENCY
     try:
         known: dict[str, dict[str, float]] = json.loads(path.read_text())
@@ -181,7 +183,7 @@ def measure(ctx: Context, files: dict[str, Path]) -> dict[str, Latency]:
     todo = {name: f for name, f in files.items() if shas[name] not in known}
 
     def run() -> None:
-        times = measure_latency(todo, threads=export.latency_threads, runs=export.latency_runs)
+        times = measure_latency(todo, threads=export.latency_threads, runs=export.latency_runs, inputs=inputs)
         for name, t in times.items():
             p50, p90 = (float(np.percentile(np.array(t) * 1e6, q)) for q in (50, 90))
             known[shas[name]] = {"p50_us": p50, "p90_us": p90}
@@ -195,8 +197,14 @@ def measure(ctx: Context, files: dict[str, Path]) -> dict[str, Latency]:
 @dataclass(frozen=True)
 class Choice:
     spec: str
-    limit_us: float
+    limit_us: float  # inf: no limit
     rule: str
+
+    @property
+    def limit_json(self) -> float | None:
+        """The limit as JSON holds it: null for none (JSON has no infinity, and a card would read it back as
+        null, so the student would never be up to date)."""
+        return self.limit_us if math.isfinite(self.limit_us) else None
 
 
 def choose_candidate(

@@ -71,12 +71,17 @@ def _targets(targets: list[dict[str, Any]], profile: str) -> Lines:
     return [*lines, ""]
 
 
+def _limit(budget: dict[str, Any]) -> str:
+    limit = budget["latency_limit_us"]
+    return budget["latency_budget"] if limit is None else f"{budget['latency_budget']}: at most {limit:,.1f} µs"
+
+
 def _frontier(frontier: list[dict[str, Any]], budget: dict[str, Any]) -> Lines:
     lines = [
         "## Accuracy-latency frontier",
         "",
         f"Every model the run measured. The exported student is the candidate most accurate on validation within "
-        f"the latency budget ({budget['latency_budget']}: at most {budget['latency_limit_us']:,.1f} µs), at its "
+        f"the latency budget ({_limit(budget)}), at its "
         "method's best seed; candidates train with the exported method on seed 0. Exported models in bold.",
         "",
         "| name | role | architecture | method | parameters | val accuracy | test accuracy | batch-1 p50 |",
@@ -127,7 +132,9 @@ def _budget(budget: dict[str, Any], seconds: dict[str, float]) -> Lines:
     plan, students, speeds = budget["plan"], budget["final_students"], budget["speeds"]
     comparison = budget["comparison"]
     lines = ["## Time budget", ""]
-    if speeds is None:
+    if speeds is None and budget["imported_teacher"]:
+        lines.append("No time budget: the teacher was brought as an ONNX file, and its students ran the full recipe.")
+    elif speeds is None:
         lines.append("No time budget (`--time-budget-min 0`): the full recipe ran.")
     else:
         lines += [
@@ -141,10 +148,15 @@ def _budget(budget: dict[str, Any], seconds: dict[str, float]) -> Lines:
             + ", ".join(f"{spec} {s:.1f} s" for spec, s in speeds["student_epoch_s"].items())
             + f". {budget['reserve_s']:.0f} s are kept for the exports and the report.",
         ]
+    teacher = (
+        "- Teacher: not trained here."
+        if budget["imported_teacher"]
+        else f"- Teacher: {plan['members']} member(s), {plan['teacher_epochs']} epochs each planned, "
+        f"{', '.join(str(e) for e in budget['teacher_epochs'])} trained (fitted to its deadline after every epoch)."
+    )
     lines += [
         "",
-        f"- Teacher: {plan['members']} member(s), {plan['teacher_epochs']} epochs each planned, "
-        f"{', '.join(str(e) for e in budget['teacher_epochs'])} trained (fitted to its deadline after every epoch).",
+        teacher,
         f"- Search: {students['epochs']} epochs, candidates {', '.join(students['candidates'])} (fitted again once "
         "the teacher was done).",
         f"- Comparison: {comparison['epochs']} epochs, {comparison['seeds']} seeds (fitted again once the search "
@@ -171,11 +183,14 @@ def _setup(cfg: PipelineConfig, tuning: list[dict[str, float]]) -> Lines:
     lines = [
         "## Setup",
         "",
-        f"- Data: {cfg.data.val_size:,} images of train held out for validation (every choice: epochs, seeds, "
-        "candidates); the test set only for the numbers above.",
+        f"- Data: {cfg.data.val_size:,} images of train (at most {cfg.data.val_fraction:.0%} of it) held out for "
+        "validation (every choice: epochs, seeds, candidates); the test set only for the numbers above.",
         f"- Teacher: {members} (width {t.width}, conv dense {t.hidden}, resnet blocks {t.blocks}, dropout "
         f"{t.dropout}); AdamW one-cycle (peak lr {t.lr}), batch {t.batch_size}"
-        f"{', random flips and 2-pixel shifts' if t.augment else ''}. An ensemble averages its members' logits.",
+        f"{', random flips and 2-pixel shifts' if t.augment else ''}. An ensemble averages its members' logits."
+        if not cfg.onnx_teacher.path
+        else f"- Teacher: `{cfg.onnx_teacher.path}`, an ONNX file brought as it is (not trained here), run in "
+        "onnxruntime on the raw pixels of every view; its card records what it takes and its test accuracy.",
         f"- Students: AdamW one-cycle (peak lr {s.lr}), batch {s.batch_size}, on cached teacher logits of "
         f"{s.views} fixed views per image (the image, its mirror, random shifts and flips).",
         f"- kd (Hinton et al. 2015): {s.kd_weight} · T² · KL(teacher_T || student_T) + {1 - s.kd_weight:g} · CE, "

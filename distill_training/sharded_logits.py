@@ -18,7 +18,7 @@ from distill_training.config import PipelineConfig
 from distill_training.data import Dataset
 from distill_training.distributed import World
 from distill_training.logits_cache import Views
-from distill_training.teachers import OnnxTeacher
+from distill_training.teachers import ExportedTeacher
 from distill_training.views import fixed_views
 from modelrepo.layout import sha256_file
 
@@ -37,7 +37,7 @@ def sharded_views(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "teacher.onnx"
         path.write_bytes(model)
-        teacher = OnnxTeacher(path, intra_op_threads=torch.get_num_threads())
+        teacher = ExportedTeacher(path, intra_op_threads=torch.get_num_threads())
         views = fixed_views(len(data.train_x), logits_cache.view_count(cfg), seed=logits_cache.VIEW_SEED)
         rows = distributed.rows_of(world, len(data.train_x))
         blocks = distributed.gather(world, logits_cache.teacher_logits(teacher, data.train_x, views, rows))

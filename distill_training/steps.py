@@ -21,11 +21,12 @@ from tqdm import tqdm
 from distill_training import distributed
 from distill_training.budget import ComparisonPlan, StudentPlan
 from distill_training.comparison import summarise
-from distill_training.config import DataConfig, PipelineConfig, TeacherConfig, to_dict
-from distill_training.context import Context, timed
-from distill_training.data import load_dataset
+from distill_training.config import PipelineConfig, TeacherConfig, to_dict
+from distill_training.context import Context, load_data, timed
 from distill_training.logits_cache import Views, cached_views
 from distill_training.losses import CONTROL
+from distill_training.onnx_teacher_card import publish_onnx_teacher
+from distill_training.onnx_views import ImportedTeacher
 from distill_training.planning import (
     RunPlan,
     check_latency_budget,
@@ -40,11 +41,11 @@ from distill_training.planning import (
     teacher_deadline,
     teacher_members,
 )
-from distill_training.publishing import publish_teacher
+from distill_training.publishing import exported_dir, publish_teacher
 from distill_training.search import folder_name
 from distill_training.sharded_logits import sharded_views
 from distill_training.staleness import digest, read_meta
-from distill_training.teachers import OnnxTeacher, Teachers
+from distill_training.teachers import ExportedTeacher, Teachers
 from distill_training.train import StudentResult, train_student, train_teacher, trained_student, trained_teacher
 from modelrepo.host import available_cores
 
@@ -62,11 +63,11 @@ def run_plan(ctx: Context) -> RunPlan:
 
 
 def _teacher_in_worker(
-    tc: TeacherConfig, data_cfg: DataConfig, out_dir: Path, threads: int, deadline: float | None
+    tc: TeacherConfig, cfg: PipelineConfig, out_dir: Path, threads: int, deadline: float | None
 ) -> None:
     """One member in a worker process on its share of the cores (it loads its own data)."""
     torch.set_num_threads(threads)
-    train_teacher(tc, data_cfg, load_dataset(data_cfg), out_dir, progress=False, deadline=deadline)
+    train_teacher(tc, cfg.data, load_data(cfg), out_dir, progress=False, deadline=deadline)
 
 
 def teacher_weights(ctx: Context) -> list[Path]:
@@ -89,7 +90,7 @@ def teacher_weights(ctx: Context) -> list[Path]:
         if processes > 1:
             with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
                 threads = max(1, available_cores() // processes)
-                jobs = [pool.submit(_teacher_in_worker, tc, ctx.cfg.data, d, threads, deadline) for tc, d in todo]
+                jobs = [pool.submit(_teacher_in_worker, tc, ctx.cfg, d, threads, deadline) for tc, d in todo]
                 for job in as_completed(jobs):
                     job.result()
         every_core = torch.get_num_threads()
@@ -103,13 +104,20 @@ def teacher_weights(ctx: Context) -> list[Path]:
 
 
 def trained_epochs(ctx: Context) -> list[int]:
-    """The epochs each member trained: fewer than planned where it fell behind its deadline."""
+    """The epochs each member trained: fewer than planned where it fell behind its deadline (none for a teacher
+    brought as an ONNX file)."""
+    if ctx.cfg.onnx_teacher.path:
+        return []
     planned = run_plan(ctx).plan.teacher_epochs
     return [int(read_meta(w.parent).get("epochs", planned)) for w in teacher_weights(ctx)]
 
 
 def teachers(ctx: Context) -> Teachers:
     """The served teacher (and an ensemble's members) trained and published into the run directory."""
+    if ctx.teachers is None and ctx.cfg.onnx_teacher.path:
+        student_views(ctx)  # checks the teacher on the data and finds what its card records
+        published = publish_onnx_teacher(ctx.cfg, ctx.data, exported_dir(ctx), ctx.imported_facts)
+        ctx.teachers = Teachers(published, [])
     if ctx.teachers is None:
         members = teacher_members(ctx.cfg, run_plan(ctx).plan)
         ctx.teachers = publish_teacher(ctx, members, teacher_weights(ctx))
@@ -117,12 +125,17 @@ def teachers(ctx: Context) -> Teachers:
 
 
 def student_views(ctx: Context) -> Views:
-    """The students' views, scored by the served teacher's ONNX export."""
+    """The students' views, scored by the served teacher's ONNX export, or by the teacher brought as an ONNX
+    file (whose facts, for its card, are kept in the context)."""
+    if ctx.views is None and ctx.cfg.onnx_teacher.path:
+        imported = ImportedTeacher(ctx.cfg, ctx.data)
+        ctx.views = timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, imported, ctx.run_dir / "logits"))
+        ctx.imported_facts = imported.facts(ctx.views, ctx.data.labels)
     if ctx.views is None and distributed.current().distributed:
         teacher_file = teachers(ctx).served.model_file
         ctx.views = timed(ctx, "logits", lambda: _sharded_views(ctx, teacher_file))
     if ctx.views is None:
-        served = OnnxTeacher(teachers(ctx).served.model_file)
+        served = ExportedTeacher(teachers(ctx).served.model_file)
         ctx.views = timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, served, ctx.run_dir / "logits"))
     return ctx.views
 
@@ -144,6 +157,8 @@ def follow(ctx: Context, step: str) -> None:
     """What a rank other than 0 does of `step` under torchrun: its share of the teacher's training and of its
     logits, in the order rank 0 reaches them (the plan comes from rank 0)."""
     run_plan(ctx)
+    if ctx.cfg.onnx_teacher.path:
+        return  # a teacher brought as an ONNX file: nothing is trained here, rank 0 scores its views alone
     if step != "plan":
         teacher_weights(ctx)
     if step in AFTER_LOGITS:
@@ -182,7 +197,7 @@ def student(ctx: Context, job: Job, *, progress: bool = True) -> StudentResult:
 
 def _student_in_worker(cfg: PipelineConfig, plan: RunPlan, job: Job) -> None:
     """One student in a worker process, which loads its own data and cached views."""
-    ctx = Context(cfg, load_dataset(cfg.data), {}, run_plan=plan)
+    ctx = Context(cfg, load_data(cfg), {}, run_plan=plan)
     student(ctx, job, progress=False)
 
 

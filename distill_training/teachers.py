@@ -1,9 +1,10 @@
 """The teacher as the students see it: something that gives logits for a set of images, identified by a key.
 
 Distillation needs nothing else of it: the logits cache keys its files by `Teacher.key` and fills them with
-`Teacher.logits`, so a teacher trained here and one brought from elsewhere as an ONNX file (`OnnxTeacher` runs
-either) are alike to everything downstream. Our own teacher is one net or several members, each trained by
-`train.train_teacher` on its own seed, averaged by `nets.Ensemble` and exported as one ONNX graph.
+`Teacher.logits`, so a teacher trained here (`ExportedTeacher` runs its export) and one brought from elsewhere as
+an ONNX file (`onnx_views.ImportedTeacher`) are alike to everything downstream. Our own teacher is one net or
+several members, each trained by `train.train_teacher` on its own seed, averaged by `nets.Ensemble` and exported
+as one ONNX graph.
 """
 
 from __future__ import annotations
@@ -26,17 +27,23 @@ from modelrepo.onnx import open_session
 
 
 class Teacher(Protocol):
-    """Logits (N, K) for normalised images (N, C, H, W); `key` changes whenever those logits would."""
+    """Logits (N, K) for images (N, C, H, W): normalised ones, or raw uint8 pixels where `reads_pixels` (a teacher
+    that does its own preprocessing); `key` changes whenever those logits would."""
 
     @property
     def key(self) -> str: ...
 
+    @property
+    def reads_pixels(self) -> bool: ...
+
     def logits(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
-class OnnxTeacher:
+class ExportedTeacher:
     """A teacher as an ONNX file, run by onnxruntime on every core in batches (several times faster than
     PyTorch's eager forward here): ours once exported, so the students learn from exactly the served model."""
+
+    reads_pixels = False
 
     def __init__(self, path: Path, *, batch_size: int = 256, intra_op_threads: int = 0) -> None:
         self.path, self.batch_size = path, batch_size

@@ -6,6 +6,7 @@ Layout (Triton-like)::
 
     <repo>/<model-name>/config.json           the model card (`modelrepo.card.ModelCard`)
     <repo>/<model-name>/<version>/model.onnx  integer version folders; the service serves the highest
+    <repo>/samples/index.json                 real test images and their labels (`modelrepo.samples`)
 
 Cards stay readable across versions in both directions: a reader goes on past fields it does not know, and
 methods and architectures are plain names that only the writer checks.

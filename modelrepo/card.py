@@ -12,8 +12,11 @@ Compatibility, both ways (protobuf's rule):
 - A writer never writes a field the schema does not define (`write_card` refuses).
 
 Schema versions: 1 (first); 2 adds `platform`, `versions.<v>.architecture`, `preprocessing.layout`,
-`quantization`, any method name, and tolerance of unknown fields; 3 adds `ensemble` (a teacher that averages
-several nets lists them). Cards of version 1 read as version 2 with `architecture` "unknown" and layout NCHW.
+`quantization`, any method name, and tolerance of unknown fields. Cards of version 1 read as version 2 with
+`architecture` "unknown" and layout NCHW. 3 adds `output_kind` (a model whose output is already probabilities,
+as a teacher exported elsewhere may be); older cards read with "logits". 4 adds `version_policy` (which versions
+the service serves at once: the newest N, or pinned ones); older cards leave it to the service's setting. 5 adds
+`ensemble` (a teacher that averages several nets lists them).
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelrepo.datatypes import DatatypeName
 
-SCHEMA_VERSION: Final = 3
+SCHEMA_VERSION: Final = 5
 DEFAULT_PLATFORM: Final = "onnxruntime_onnx"  # Triton's name for an ONNX model run by onnxruntime
 
 Role = Literal["teacher", "student"]
+OutputKind = Literal["logits", "probabilities"]
 
 # Model names become URL path segments and directory names.
 NAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -108,6 +112,49 @@ class Quantization(_Part):
     max_drop: float = Field(ge=0.0, description="the gate: the most test accuracy it may lose (fraction)")
 
 
+class VersionPolicy(_Part):
+    """Which of a card's versions are served at once: the newest `latest` present, or exactly the `pinned` ones
+    (Triton's version policy). Written as text in settings: `latest`, `latest:2`, `pinned:3` or `pinned:1,3`."""
+
+    latest: int | None = Field(default=None, ge=1, description="serve the newest N versions present")
+    pinned: list[int] | None = Field(default=None, min_length=1, description="serve exactly these versions")
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> VersionPolicy:
+        if (self.latest is None) == (self.pinned is None):
+            raise ValueError("a version policy is either 'latest' (a count) or 'pinned' (versions), not both")
+        if self.pinned is not None and any(v < 1 for v in self.pinned):
+            raise ValueError("pinned versions are positive integers")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> VersionPolicy:
+        """`latest`, `latest:N`, `pinned:V[,V...]`; ValueError saying what is accepted otherwise."""
+        kind, colon, arg = text.strip().partition(":")
+        try:
+            if kind == "latest" and not colon:
+                return cls(latest=1)
+            if kind == "latest":
+                return cls(latest=int(arg))
+            if kind == "pinned" and arg:
+                return cls(pinned=[int(v) for v in arg.split(",")])
+        except ValueError:
+            pass
+        raise ValueError(f"version policy {text!r}: expected 'latest', 'latest:N' or 'pinned:V[,V...]'")
+
+    def candidates(self, present: list[int]) -> tuple[list[int], int]:
+        """The versions among those `present` that may be served, newest first, and how many to serve: the first
+        that load. So a newest version that fails to load leaves the one before it served."""
+        newest_first = sorted(present, reverse=True)
+        if self.latest is not None:
+            return newest_first, self.latest
+        pinned = [v for v in newest_first if v in (self.pinned or [])]
+        return pinned, len(pinned)
+
+    def __str__(self) -> str:
+        return f"latest:{self.latest}" if self.latest is not None else "pinned:" + ",".join(map(str, self.pinned or []))
+
+
 class EnsembleMember(_Part):
     """One net of an ensemble, as it measured on its own when the ensemble was exported."""
 
@@ -139,8 +186,14 @@ class ModelCard(_Part):
     labels: list[str] = Field(min_length=2)
     input: TensorSpec
     output: TensorSpec
+    output_kind: OutputKind = Field(
+        default="logits", description="what the output holds: logits (softmax gives probabilities) or probabilities"
+    )
     preprocessing: Preprocessing
     quantization: Quantization | None = None  # set on an INT8 copy of another model
+    version_policy: VersionPolicy | None = Field(
+        default=None, description="which versions to serve at once; unset: the service's setting (latest)"
+    )
     ensemble: Ensemble | None = None  # set on a model that averages several nets
     versions: dict[int, VersionRecord] = Field(min_length=1)
 

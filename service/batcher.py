@@ -49,6 +49,22 @@ class DynamicBatcher:
         self._carry: _Pending | None = None
         self._executor = None if inline else ThreadPoolExecutor(1, thread_name_prefix=f"ort-{model}")
         self._worker: asyncio.Task[None] | None = None
+        self._running = False  # a batch is being run
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch running: stopping now fails no request."""
+        return not self._running and self._carry is None and self._queue.empty()
+
+    @property
+    def serving(self) -> bool:
+        """Started and not stopped."""
+        return self._worker is not None and not self._worker.done()
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for a run."""
+        return self._queue.qsize() + (self._carry is not None)
 
     def start(self) -> None:
         self._worker = asyncio.get_running_loop().create_task(self._work(), name=f"batcher-{self.model}")
@@ -67,8 +83,10 @@ class DynamicBatcher:
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def submit(self, inputs: Tensors, rows: int) -> RunResult:
-        """Queue one request's rows; return its slice of the batch outputs and the batch's compute time."""
+    async def submit(self, inputs: Tensors, rows: int, *, count_success: bool = True) -> RunResult:
+        """Queue one request's rows; return its slice of the batch outputs and the batch's compute time.
+        `count_success=False`: the caller counts the success itself once its whole answer is sent (an answer that
+        also needs another model, or checks this result further, may still fail)."""
         item = _Pending(inputs, rows, asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(item)
@@ -79,13 +97,20 @@ class DynamicBatcher:
                 f"retry after {self._retry_after_s}s",
                 self._retry_after_s,
             ) from None
-        return await item.future
+        result = await item.future
+        if count_success:
+            self._metrics.success.inc()
+        return result
 
     async def _work(self) -> None:
         while True:
             batch = await self._gather()
             if batch:
-                await self._run(batch)
+                self._running = True
+                try:
+                    await self._run(batch)
+                finally:
+                    self._running = False
 
     async def _next(self, timeout: float | None) -> _Pending | None:
         if self._carry is not None:
@@ -141,8 +166,7 @@ class DynamicBatcher:
             part = {k: v[offset : offset + p.rows] for k, v in result.outputs.items()}
             offset += p.rows
             if not p.future.done():
-                p.future.set_result(RunResult(part, result.compute_s))
-        self._metrics.success.inc(len(batch))
+                p.future.set_result(RunResult(part, result.compute_s, rows))
 
     def _fail(self, batch: list[_Pending], error: Exception) -> None:
         for p in batch:

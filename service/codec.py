@@ -4,12 +4,16 @@ No pydantic on this path: simdjson parses the JSON header, and a flat array of n
 document into numpy in one call, without a Python object per element (about half the cost of a 784-float body
 when orjson built the list, measured here). Nested or unusual data takes numpy's general conversion. A few type
 checks replace per-element validation; every problem is a `BadRequest` that says what was expected.
+
+Each input's name, datatype and shape are checked against the model's input, and its rows against the row limit,
+before its data is converted: a body whose declared shape cannot match costs its parse and nothing more. Every
+JSON body of the service (v2 and `/v1`) goes through `json_object`, so both read the same JSON: a byte-order mark
+is skipped, and a key given twice in one object is refused (parsers disagree on which one wins).
 """
 
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +22,9 @@ import orjson
 import simdjson
 
 from modelrepo.datatypes import NUMPY_DTYPES
+from service.declaration import EARLY_CHECK_BYTES, ModelSignature, check_declared, check_early, parse_shape
 from service.errors import BadRequest
+from service.jsondoc import fields, json_object, members, type_name
 
 
 @dataclass(frozen=True)
@@ -30,12 +36,18 @@ class InputTensor:
 
 
 @dataclass(frozen=True)
+class RequestedOutput:
+    binary: bool
+    classes: int = 0  # Triton's classification extension: the top `classes` as "score:index:label" strings
+
+
+@dataclass(frozen=True)
 class ParsedInferRequest:
     """A decoded v2 infer request (its OpenAPI documentation is `service.schemas.InferRequest`)."""
 
     id: str | None
     inputs: list[InputTensor]
-    outputs: dict[str, bool] | None  # requested output name -> binary; None = all
+    outputs: dict[str, RequestedOutput] | None  # by name; None = every output
     binary_output: bool  # request parameter binary_data_output
 
 
@@ -51,18 +63,6 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, memoryvi
     return body[:size], memoryview(body)[size:]
 
 
-def _object(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise BadRequest(f"{what} must be a JSON object, got {type(value).__name__}")
-    return value
-
-
-def _shape(raw: Any, name: str) -> tuple[int, ...]:
-    if not isinstance(raw, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in raw):
-        raise BadRequest(f"input {name!r}: shape must be a list of non-negative integers, got {raw!r}")
-    return tuple(raw)
-
-
 def _dtype(raw: Any, name: str) -> np.dtype[np.generic]:
     dtype = NUMPY_DTYPES.get(raw) if isinstance(raw, str) else None
     if dtype is None:
@@ -75,73 +75,64 @@ def _dtype(raw: Any, name: str) -> np.dtype[np.generic]:
 _JSON_KINDS = {"b": "b", "i": "biu", "u": "biu", "f": "iuf"}
 
 
-def _plain(value: Any) -> Any:
-    """A parsed value as plain Python (dict, list, str, number, bool, None)."""
-    if isinstance(value, simdjson.Object):
-        return value.as_dict()
-    if isinstance(value, simdjson.Array):
-        return value.as_list()
-    return value
-
-
-def _fields(obj: simdjson.Object) -> dict[str, Any]:
-    """An object's members, containers left as lazy proxies (`items()` would copy them whole). A dict, because
-    simdjson's own `get` of a missing key costs a C++ exception."""
-    return {key: obj[key] for key in obj}
-
-
 def _not_numbers(name: str, datatype: str) -> BadRequest:
     return BadRequest(f"input {name!r}: data must be numbers of datatype {datatype} in a flat or evenly nested array")
 
 
-def _flat_floats(data: simdjson.Array, count: int, dtype: np.dtype[np.generic]) -> np.ndarray | None:
-    """A flat array of `count` numbers as float `dtype` straight from the document, without a Python object per
-    value; None where the data is not a flat float array of that length. TypeError: a value is not a number."""
-    if dtype.kind != "f" or len(data) != count or count == 0 or isinstance(data[0], simdjson.Array):
-        return None
-    values = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)  # flattens any nested arrays
-    if values.size != count:  # arrays hidden among the numbers
-        return None
-    with np.errstate(all="ignore"):  # an overflowing float becomes inf, rejected later as non-finite
-        return values.astype(dtype)
+def _count_mismatch(name: str, shape: tuple[int, ...], found: int, hint: str = "") -> BadRequest:
+    count = math.prod(shape)
+    return BadRequest(f"input {name!r}: shape {list(shape)} needs {count} elements, but data has {found}{hint}")
 
 
-def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic], count: int) -> np.ndarray:
-    if isinstance(data, simdjson.Array):
-        try:
-            fast = _flat_floats(data, count, dtype)
+def _json_data(data: Any, name: str, datatype: str, dtype: np.dtype[np.generic], shape: tuple[int, ...]) -> np.ndarray:
+    """The data of an input, checked to hold prod(shape) numbers before any Python object is made of them."""
+    if not isinstance(data, simdjson.Array):
+        raise BadRequest(f"input {name!r}: data must be a JSON array (flat or nested), got {type_name(data)}")
+    if dtype.kind != "b":
+        try:  # every number, at any depth, in one C call: counted before a Python object is made of them
+            values = np.frombuffer(data.as_buffer(of_type="d"), dtype=np.float64)
         except TypeError:  # true, null, a string or an object among the values
             raise _not_numbers(name, datatype) from None
-        if fast is not None:
-            return fast
-    data = _plain(data)
-    if not isinstance(data, list):
-        raise BadRequest(f"input {name!r}: data must be a JSON array (flat or nested), got {type(data).__name__}")
-    try:
+        nested = values.size != len(data) or isinstance(data[0], simdjson.Array)  # arrays among the values
+        if values.size != math.prod(shape):
+            hint = f": data must be numbers of datatype {datatype} in a flat or evenly nested array" if nested else ""
+            raise _count_mismatch(name, shape, values.size, hint)
+        if dtype.kind == "f" and not nested:
+            with np.errstate(all="ignore"):  # an overflowing float becomes inf, rejected later as non-finite
+                return values.astype(dtype)
+    try:  # nested (its structure is checked here) or integers (read exactly, not through float64)
+        plain = data.as_list()
         # numpy would silently read "6" or true as 6.0 or 1.0, None as NaN, and truncate 1.5 to 1.
-        probe = np.asarray(data)
+        probe = np.asarray(plain)
         if probe.size and probe.dtype.kind not in _JSON_KINDS[dtype.kind]:
             raise ValueError(f"values of kind {probe.dtype.kind}")
-        with np.errstate(all="ignore"):  # an overflowing float becomes inf, rejected later as non-finite
-            return np.asarray(data, dtype=dtype)
+        with np.errstate(all="ignore"):
+            return np.asarray(plain, dtype=dtype)
     except (ValueError, TypeError, OverflowError):
         raise _not_numbers(name, datatype) from None
 
 
-def _input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor, int]:
-    if isinstance(raw, simdjson.Object):  # everything but the data as plain Python: a few small values
-        raw = {key: value if key == "data" else _plain(value) for key, value in _fields(raw).items()}
-    else:
-        raw = _plain(raw)  # not an object: the error below names its JSON type
-    spec = _object(raw, "each element of 'inputs'")
-    name = spec.get("name")
-    if not isinstance(name, str):
-        raise BadRequest(f"every input needs a string 'name', got {name!r}")
+def _inputfields(raw: Any) -> dict[str, Any]:
+    """An input's members: scalars as they are, containers as lazy proxies."""
+    if not isinstance(raw, simdjson.Object):
+        raise BadRequest(f"each element of 'inputs' must be a JSON object, got {type_name(raw)}")
+    found = fields(raw)
+    if not isinstance(found.get("name"), str):
+        raise BadRequest(f"every input needs a string 'name', got {type_name(found.get('name'))}")
+    return found
+
+
+def _input(
+    spec: dict[str, Any], binary: memoryview, offset: int, expected: ModelSignature | None
+) -> tuple[InputTensor, int]:
+    name: str = spec["name"]
     datatype = spec.get("datatype")
     dtype = _dtype(datatype, name)
-    shape = _shape(spec.get("shape"), name)
+    shape = parse_shape(spec.get("shape"), name)
+    if expected is not None:
+        check_declared(expected, name, str(datatype), shape)
     count = math.prod(shape)
-    size = _object(spec.get("parameters", {}), f"input {name!r} parameters").get("binary_data_size")
+    size = members(spec.get("parameters"), f"input {name!r} parameters").get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or size != count * dtype.itemsize:
             raise BadRequest(
@@ -153,71 +144,116 @@ def _input(raw: Any, binary: memoryview, offset: int) -> tuple[InputTensor, int]
         array = np.frombuffer(binary[offset : offset + size], dtype=dtype)
         offset += size
     else:
-        array = _json_data(spec.get("data"), name, str(datatype), dtype, count)
+        array = _json_data(spec.get("data"), name, str(datatype), dtype, shape)
         if array.size != count:
-            raise BadRequest(f"input {name!r}: shape {list(shape)} needs {count} elements, but data has {array.size}")
+            raise _count_mismatch(name, shape, array.size)
     return InputTensor(name, str(datatype), shape, array.reshape(shape)), offset
 
 
-def _outputs(raw: Any, binary_default: bool) -> dict[str, bool] | None:
+def _classes(raw: Any, name: str) -> int:
+    if raw is None:
+        return 0
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 1:
+        raise BadRequest(
+            f"output {name!r}: 'classification' must be a positive integer (how many classes), got {raw!r}"
+        )
+    return raw
+
+
+def _outputs(raw: Any, binary_default: bool, expected: ModelSignature | None) -> dict[str, RequestedOutput] | None:
+    """The requested outputs; each must be the model's and asked for once, so this reads no more of a long list
+    than the model has outputs. None or `[]` asks for every output, as in Triton."""
     if raw is None:
         return None
-    if not isinstance(raw, list):
+    if not isinstance(raw, simdjson.Array):
         raise BadRequest("'outputs' must be a JSON array of {\"name\": ...} objects")
-    wanted: dict[str, bool] = {}
+    if len(raw) == 0:
+        return None
+    wanted: dict[str, RequestedOutput] = {}
     for item in raw:
-        spec = _object(item, "each element of 'outputs'")
+        if not isinstance(item, simdjson.Object):
+            raise BadRequest(f"each element of 'outputs' must be a JSON object, got {type_name(item)}")
+        spec = fields(item)
         name = spec.get("name")
         if not isinstance(name, str):
-            raise BadRequest(f"every requested output needs a string 'name', got {name!r}")
-        binary = _object(spec.get("parameters", {}), f"output {name!r} parameters").get("binary_data")
-        wanted[name] = binary_default if binary is None else bool(binary)
+            raise BadRequest(f"every requested output needs a string 'name', got {type_name(name)}")
+        if expected is not None and name != expected.output:
+            raise BadRequest(f"model {expected.model!r} has no output {[name]}; its outputs are [{expected.output!r}]")
+        if name in wanted:
+            raise BadRequest(f"output {name!r} is requested more than once")
+        parameters = members(spec.get("parameters"), f"output {name!r} parameters")
+        binary = parameters.get("binary_data")
+        classes = _classes(parameters.get("classification"), name)
+        wanted[name] = RequestedOutput(binary_default if binary is None else bool(binary), classes)
     return wanted
 
 
-_parsers = threading.local()
-
-
-def _parse_json(header: bytes) -> Any:
-    """Parse with this thread's reusable simdjson parser. A parser refuses to parse again while objects of its
-    last document are alive (e.g. held by a traceback); a new parser then takes over."""
-    parser: simdjson.Parser | None = getattr(_parsers, "parser", None)
-    if parser is None:
-        parser = _parsers.parser = simdjson.Parser()
-    try:
-        return parser.parse(header)
-    except RuntimeError as exc:
-        if not str(exc).startswith("Tried to re-use a parser"):
-            raise  # a parse error that simdjson reports as RuntimeError, e.g. DEPTH_ERROR
-    _parsers.parser = simdjson.Parser()
-    return _parsers.parser.parse(header)
-
-
-def parse_infer_request(body: bytes, header_length: str | None) -> ParsedInferRequest:
-    """Decode a v2 infer request: a JSON object, optionally followed by binary tensor data."""
+def parse_infer_request(
+    body: bytes, header_length: str | None, expected: ModelSignature | None = None
+) -> ParsedInferRequest:
+    """Decode a v2 infer request, a JSON object optionally followed by binary tensor data, for a model taking
+    `expected` (None: any inputs and outputs, unchecked)."""
     header, binary = _split_body(body, header_length)
-    try:
-        doc = _parse_json(header)
-    except (ValueError, RuntimeError) as exc:  # simdjson's parse errors, e.g. "TAPE_ERROR: ..."
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(doc, simdjson.Object):
-        raise BadRequest(f"the infer request must be a JSON object, got {type(_plain(doc)).__name__}")
-    doc = _fields(doc)
+    if expected is not None and len(header) > EARLY_CHECK_BYTES:
+        check_early(header, expected)
+    doc = json_object(header, "the infer request")
     request_id = doc.get("id")
     if request_id is not None and not isinstance(request_id, str):
-        raise BadRequest(f"'id' must be a string, got {_plain(request_id)!r}")
+        raise BadRequest(f"'id' must be a string, got {type_name(request_id)}")
     raw_inputs = doc.get("inputs")
     if not isinstance(raw_inputs, simdjson.Array) or len(raw_inputs) == 0:
         raise BadRequest("'inputs' must be a non-empty JSON array of input tensors")
-    params = _object(_plain(doc.get("parameters", {})), "'parameters'")
-    binary_output = bool(params.get("binary_data_output", False))
-    inputs, offset = [], 0
-    for raw in raw_inputs:
-        tensor, offset = _input(raw, binary, offset)
-        inputs.append(tensor)
+    binary_output = bool(members(doc.get("parameters"), "'parameters'").get("binary_data_output", False))
+    inputs, offset = _inputs(raw_inputs, binary, expected)
     if offset != len(binary):
         raise BadRequest(f"{len(binary) - offset} bytes of binary data follow the inputs that no input claims")
-    return ParsedInferRequest(request_id, inputs, _outputs(_plain(doc.get("outputs")), binary_output), binary_output)
+    outputs = _outputs(doc.get("outputs"), binary_output, expected)
+    return ParsedInferRequest(request_id, inputs, outputs, binary_output)
+
+
+def _inputs(
+    raw_inputs: simdjson.Array, binary: memoryview, expected: ModelSignature | None
+) -> tuple[list[InputTensor], int]:
+    """The inputs and the bytes of binary data they took. Against a model: exactly its one input, and no more
+    of a long list is read than it takes to name what was sent."""
+    if expected is None:
+        inputs, offset = [], 0
+        for raw in raw_inputs:
+            tensor, offset = _input(_inputfields(raw), binary, offset, None)
+            inputs.append(tensor)
+        return inputs, offset
+    specs = [_inputfields(raw) for _, raw in zip(range(4), raw_inputs, strict=False)]  # enough to name them
+    names = [spec["name"] for spec in specs]
+    if len(raw_inputs) != 1 or names != [expected.input.name]:
+        more = f" and {len(raw_inputs) - len(names)} more" if len(raw_inputs) > len(names) else ""
+        raise BadRequest(
+            f"model {expected.model!r} takes exactly one input {expected.input.name!r}, got inputs {names}{more}"
+        )
+    tensor, offset = _input(specs[0], binary, 0, expected)
+    return [tensor], offset
+
+
+def _bytes_blob(strings: list[str]) -> bytes:
+    """BYTES elements as the binary extension sends them: each a 4-byte little-endian length, then its bytes."""
+    encoded = [v.encode() for v in strings]
+    return b"".join(len(b).to_bytes(4, "little") + b for b in encoded)
+
+
+def _output_entry(name: str, datatype: str, array: np.ndarray, binary: bool) -> tuple[dict[str, Any], bytes | None]:
+    """One output's JSON entry, and its binary data when sent as such."""
+    entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
+    if datatype == "BYTES":  # strings (the classification extension)
+        strings = [str(v) for v in array.reshape(-1)]
+        blob = _bytes_blob(strings) if binary else None
+        if blob is None:
+            entry["data"] = strings
+    elif binary:
+        blob = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()
+    else:
+        blob, entry["data"] = None, np.ascontiguousarray(array).reshape(-1)
+    if blob is not None:
+        entry["parameters"] = {"binary_data_size": len(blob)}
+    return entry, blob
 
 
 def encode_infer_response(
@@ -226,15 +262,11 @@ def encode_infer_response(
     """Encode (name, datatype, array, binary) outputs; returns the body and, with binary data, the JSON length."""
     entries: list[dict[str, Any]] = []
     blobs: list[bytes] = []
-    for name, datatype, array, binary in outputs:
-        entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(array.shape)}
-        if binary:
-            blob = np.ascontiguousarray(array, dtype=NUMPY_DTYPES[datatype]).tobytes()
-            entry["parameters"] = {"binary_data_size": len(blob)}
-            blobs.append(blob)
-        else:
-            entry["data"] = np.ascontiguousarray(array).reshape(-1)
+    for output in outputs:
+        entry, blob = _output_entry(*output)
         entries.append(entry)
+        if blob is not None:
+            blobs.append(blob)
     doc: dict[str, Any] = {"model_name": model, "model_version": str(version), "outputs": entries}
     if request_id is not None:
         doc["id"] = request_id

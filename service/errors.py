@@ -8,6 +8,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,22 @@ class BadRequest(ServiceError):
     """The request does not follow the protocol (malformed JSON, wrong input name, shape or datatype)."""
 
     status_code = 400
+
+
+class Unauthorized(ServiceError):
+    """A state-changing request without the right bearer token (`service.control`)."""
+
+    status_code = 401
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="distill-serve"'})
+
+
+class Forbidden(ServiceError):
+    """A browser request from a web page of another origin (`service.origin`), or repository control while it
+    is off."""
+
+    status_code = 403
 
 
 class NotFound(ServiceError):
@@ -95,6 +112,17 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, message, dict(exc.headers or {}))
 
 
+async def _on_client_gone(request: Request, exc: Exception) -> Response:
+    """A client that left mid-body is no error of ours: one debug line, and an answer nobody reads."""
+    log.debug("%s %s: the client disconnected before its body arrived", request.method, request.url.path)
+    return Response(status_code=400)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    """A bug of ours still answers `{"error": ...}`, like every other error (the traceback goes to the log)."""
+    return error_response(500, f"internal error serving {request.method} {request.url.path}")
+
+
 async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = "; ".join(
@@ -107,3 +135,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServiceError, _on_service_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ClientDisconnect, _on_client_gone)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,7 +1,8 @@
-"""Raw pixels or decoded images -> a model's input, per its card's `Preprocessing` and input datatype.
+"""Raw pixels -> a model's input, per its card's `Preprocessing` and input datatype.
 
 x = (pixel * scale - mean) / std per channel, after resizing to height x width and greyscale (or RGB), laid out
-NCHW or NHWC and cast to the input's datatype. So one image feeds every model correctly, whatever each takes.
+NCHW or NHWC and cast to the input's datatype (`modelrepo.pixels`, which training uses too). So one image feeds
+every model correctly, whatever each takes.
 """
 
 from __future__ import annotations
@@ -9,37 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
 
 from modelrepo.card import Preprocessing
-from modelrepo.datatypes import NUMPY_DTYPES
+from modelrepo.pixels import model_input
 from service.errors import InvalidInput
 
 
-def normalise(pixels: np.ndarray, prep: Preprocessing) -> np.ndarray:
-    """(N, C, H, W) raw pixels -> (N, C, H, W) float32 model input."""
-    mean = np.asarray(prep.mean, dtype=np.float32)[:, None, None]
-    std = np.asarray(prep.std, dtype=np.float32)[:, None, None]
-    return ((pixels.astype(np.float32) * np.float32(prep.scale) - mean) / std).astype(np.float32)
-
-
-def model_input(pixels: np.ndarray, prep: Preprocessing, datatype: str) -> np.ndarray:
-    """(N, C, H, W) raw pixels -> the model's input: normalised, in the card's layout, of its datatype."""
-    x = normalise(pixels, prep)
-    if prep.layout == "NHWC":
-        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))  # (N, H, W, C)
-    dtype = NUMPY_DTYPES[datatype]
-    if dtype.kind in "iu":  # a model that normalises inside its graph: raw values, rounded into its range
-        info = np.iinfo(dtype.type)  # type: ignore[type-var]
-        x = np.clip(np.rint(x), info.min, info.max)
-    return np.asarray(x.astype(dtype, copy=False))
-
-
-def _image_pixels(image: Image.Image, prep: Preprocessing) -> np.ndarray:
-    mode = "L" if prep.channels == 1 else "RGB"
-    resized = image.convert(mode).resize((prep.width, prep.height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(resized, dtype=np.float32)  # (H, W) or (H, W, 3)
-    return pixels[None] if prep.channels == 1 else pixels.transpose(2, 0, 1)
+def preprocessing_key(prep: Preprocessing) -> str:
+    """One preprocessing's identity: models that share it share one input tensor."""
+    return prep.model_dump_json()
 
 
 def _rows_pixels(rows: np.ndarray, prep: Preprocessing) -> np.ndarray:
@@ -54,30 +33,28 @@ def _rows_pixels(rows: np.ndarray, prep: Preprocessing) -> np.ndarray:
 
 @dataclass
 class PixelBatch:
-    """Raw pixel rows or decoded images, turned into each model's input on demand (cached per preprocessing)."""
+    """Raw pixel rows, or images already decoded to each preprocessing's size (`service.images`); each model's
+    input is made from them on demand (once per preprocessing and datatype)."""
 
     rows: np.ndarray | None = None
-    images: list[Image.Image] = field(default_factory=list)
+    decoded: dict[str, np.ndarray] = field(default_factory=dict)  # preprocessing key -> (N, C, H, W) raw pixels
     labels: list[int] | None = None
     _cache: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.rows) if self.rows is not None else len(self.images)
+        return len(self.rows) if self.rows is not None else len(next(iter(self.decoded.values())))
 
     def subset(self, index: np.ndarray) -> PixelBatch:
         return PixelBatch(
             rows=None if self.rows is None else self.rows[index],
-            images=[self.images[i] for i in index] if self.rows is None else [],
+            decoded={key: pixels[index] for key, pixels in self.decoded.items()},
             labels=None if self.labels is None else [self.labels[i] for i in index],
         )
 
     def tensor(self, prep: Preprocessing, datatype: str = "FP32") -> np.ndarray:
         """The input of a model with this preprocessing and input datatype (computed once per pair)."""
-        key = prep.model_dump_json() + datatype
-        if key not in self._cache:
-            if self.rows is not None:
-                pixels = _rows_pixels(self.rows, prep)
-            else:
-                pixels = np.stack([_image_pixels(image, prep) for image in self.images])
-            self._cache[key] = model_input(pixels, prep, datatype)
-        return self._cache[key]
+        key = preprocessing_key(prep)
+        if key + datatype not in self._cache:
+            pixels = _rows_pixels(self.rows, prep) if self.rows is not None else self.decoded[key]
+            self._cache[key + datatype] = model_input(pixels, prep, datatype)
+        return self._cache[key + datatype]

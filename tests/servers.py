@@ -23,10 +23,13 @@ class Server:
 
 
 @contextlib.contextmanager
-def run_service(models: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """The real service (one onnxruntime thread, one warm-up run: tests need no more) until the block ends."""
+def run_service(
+    models: Path, log: Path, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
+) -> Iterator[Server]:
+    """The real service (one onnxruntime thread, one warm-up run: tests need no more) until the block ends;
+    `prefix` runs it under another command that execs it (`prlimit`, `setpriv`)."""
     quick = {"DISTILL_INTRA_OP_THREADS": "1", "DISTILL_WARMUP_RUNS": "1", **(env or {})}
-    with serve(models, log, env=quick) as service:
+    with serve(models, log, env=quick, prefix=prefix) as service:
         yield Server(service.url, service.url.removeprefix("http://"), service.pid, service.log)
 
 

@@ -13,7 +13,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from modelrepo.card import ModelCard, Preprocessing, TensorSpec, VersionRecord
-from modelrepo.layout import model_path, sha256_file, write_card
+from modelrepo.layout import card_path, model_path, read_card, sha256_file, write_card
 
 LABELS = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 MEAN, STD = 0.2860, 0.3530
@@ -84,6 +84,26 @@ def slow_model(depth: int = 200, seed: int = 2) -> onnx.ModelProto:
     return _model(nodes, inits, "tiny-slow")
 
 
+def heavy_model(copies: int = 1024, depth: int = 20, seed: int = 2) -> onnx.ModelProto:
+    """`slow_model` run on `copies` copies of each row at once (then averaged): a few nodes, and a run that takes
+    hundreds of milliseconds, for tests that need a teacher still busy after the student has answered."""
+    rng = np.random.default_rng(seed)
+    eye = np.eye(784) + rng.normal(0, 1e-3, (784, 784))
+    inits = [
+        _init("w", eye), _init("fc_w", rng.normal(0, 0.05, (784, 10))), _init("fc_b", np.zeros(10)),
+        numpy_helper.from_array(np.array([copies, 1]), "repeats"),
+        numpy_helper.from_array(np.array([copies, -1, 10]), "blocks"),
+    ]  # fmt: skip
+    nodes = [helper.make_node("Flatten", ["input"], ["flat"]), helper.make_node("Tile", ["flat", "repeats"], ["h0"])]
+    nodes += [helper.make_node("MatMul", [f"h{i}", "w"], [f"h{i + 1}"]) for i in range(depth)]
+    nodes += [
+        helper.make_node("Gemm", [f"h{depth}", "fc_w", "fc_b"], ["each"]),  # (copies * N, 10)
+        helper.make_node("Reshape", ["each", "blocks"], ["by_copy"]),  # (copies, N, 10)
+        helper.make_node("ReduceMean", ["by_copy"], ["logits"], axes=[0], keepdims=0),  # (N, 10)
+    ]
+    return _model(nodes, inits, "tiny-heavy")
+
+
 def make_card(name: str, role: str, path: Path, *, teacher: str | None = None, version: int = 1) -> ModelCard:
     record = VersionRecord(
         sha256=sha256_file(path),
@@ -115,6 +135,29 @@ def add_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, path)
     write_card(repo, make_card(name, role, path, teacher=teacher, version=version))
+    return path
+
+
+def add_version(
+    repo: Path, name: str, model: onnx.ModelProto, version: int, *, sha256: str | None = None, card_first: bool = False
+) -> Path:
+    """A new version of a model already in `repo`: its file, then its card entry (atomically), as a rollout
+    writes them; `sha256` overrides the card's checksum (a broken version), `card_first` writes the card entry
+    before the file."""
+    path = model_path(repo, name, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_suffix(".staged")
+    onnx.save(model, staged)
+    card = read_card(card_path(repo, name))
+    record = make_card(name, card.role, staged, teacher=card.teacher, version=version).versions[version]
+    if sha256 is not None:
+        record = record.model_copy(update={"sha256": sha256})
+    updated = card.model_copy(update={"versions": {**card.versions, version: record}})
+    if card_first:
+        write_card(repo, updated)
+    staged.replace(path)  # atomic: a reader finds no file or the whole of it
+    if not card_first:
+        write_card(repo, updated)
     return path
 
 

@@ -8,6 +8,13 @@ Kinds (tags): ``student``, ``teacher``, ``cascade``, ``compare``; each kind also
 (arrays of pixels as JSON, or PNG uploads). Class weights come from the environment
 (``LOCUST_WEIGHT_STUDENT=3`` etc., default 1). Images come from ``--data-dir`` (an MNIST-format IDX folder, default
 the Debian ``dataset-fashion-mnist`` path) or ``--data-npz`` (a file with ``x`` and ``y``).
+Tag ``v2`` posts one prepared body (``--v2-body FILE``, e.g. a v2 JSON tensor) to ``--v2-path`` over and over; it
+runs only when ``--v2-body`` is given.
+
+Users send as fast as they are answered, unless ``LOCUST_RATE_PER_USER`` is set: then each keeps a schedule of
+that many requests per second, from a random moment of its first period (so that users do not send in step), and
+a user behind its schedule sends at once. ``--users N`` users offer a constant N x rate requests/s whatever the
+latency, as long as a request takes less than 1 / rate on average (each user has one connection).
 
 Self-contained on purpose (numpy and the standard library only), so the locust container needs nothing of ours.
 """
@@ -18,13 +25,15 @@ import gzip
 import os
 import random
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import gevent
 import numpy as np
-from locust import FastHttpUser, between, events, tag, task
+from locust import FastHttpUser, events, tag, task
 
 DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
 SAMPLES = 512  # rows drawn from the test set; enough variety, cheap to hold
@@ -35,6 +44,9 @@ def _add_arguments(parser: Any) -> None:
     parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="MNIST-format IDX folder (test split)")
     parser.add_argument("--data-npz", default="", help="NPZ file with x (N,28,28 uint8) and y (N,)")
     parser.add_argument("--cascade-threshold", default="", help="per-request cascade threshold (default: server's)")
+    parser.add_argument("--v2-body", default="", help="file of the body the v2 user posts (tag v2)")
+    parser.add_argument("--v2-path", default="", help="where the v2 user posts it, e.g. /v2/models/NAME/infer")
+    parser.add_argument("--v2-content-type", default="application/json", help="the v2 body's Content-Type")
 
 
 @dataclass(frozen=True)
@@ -101,7 +113,8 @@ def _load(environment: Any, **_: Any) -> None:
 @events.init.add_listener
 def _keep_users_with_selected_tasks(environment: Any, **_: Any) -> None:
     """With --tags, drop the user classes none of whose tasks carry a selected tag (locust would start them
-    anyway and fail on their empty task list), so `--tags student` runs student traffic alone."""
+    anyway and fail on their empty task list), so `--tags student` runs student traffic alone. The v2 user
+    needs its body: without --v2-body it is dropped."""
     tags = set(getattr(environment.parsed_options, "tags", None) or [])
     if tags:
         environment.user_classes[:] = [
@@ -109,17 +122,43 @@ def _keep_users_with_selected_tasks(environment: Any, **_: Any) -> None:
             for user in environment.user_classes
             if any(getattr(t, "locust_tag_set", set()) & tags for t in user.tasks)
         ]
+    if not getattr(environment.parsed_options, "v2_body", ""):
+        environment.user_classes[:] = [user for user in environment.user_classes if user is not V2InferUser]
 
 
 def _weight(kind: str) -> int:
     return int(os.environ.get(f"LOCUST_WEIGHT_{kind.upper()}", "1"))
 
 
-class _ClassifyUser(FastHttpUser):
+def _rate_per_user() -> float:
+    return float(os.environ.get("LOCUST_RATE_PER_USER", "0"))
+
+
+class _PacedUser(FastHttpUser):
+    """As fast as answered, or on a schedule of LOCUST_RATE_PER_USER requests per second from a random start."""
+
+    abstract = True
+    _slot = 0.0  # perf_counter time of this user's latest scheduled request
+
+    def on_start(self) -> None:
+        rate = _rate_per_user()
+        if rate > 0:  # users spawned together would otherwise send together, period after period
+            self._slot = time.perf_counter() + random.uniform(0, 1 / rate)
+            gevent.sleep(self._slot - time.perf_counter())
+
+    def wait_time(self) -> float:
+        """Until the next slot of the schedule; none for a user behind it, which sends what it owes at once."""
+        rate = _rate_per_user()
+        if rate <= 0:
+            return 0.0
+        self._slot += 1 / rate
+        return max(0.0, self._slot - time.perf_counter())
+
+
+class _ClassifyUser(_PacedUser):
     """Posts one real image at a time with its true label, so the service's online accuracy fills."""
 
     abstract = True
-    wait_time = between(0, 0)
     path = "/v1/classify"
     query = ""
 
@@ -187,3 +226,23 @@ class CompareUser(_ClassifyUser):
     @task
     def compare_json(self) -> None:
         self.post_json("compare json")
+
+
+class V2InferUser(_PacedUser):
+    """Posts the prepared body of --v2-body to --v2-path (read once per process)."""
+
+    body = b""
+
+    def on_start(self) -> None:
+        options = self.environment.parsed_options
+        if not V2InferUser.body:
+            V2InferUser.body = Path(options.v2_body).read_bytes()
+        self.request_headers = {"Content-Type": options.v2_content_type}
+        super().on_start()
+
+    @tag("v2")
+    @task
+    def infer(self) -> None:
+        self.client.post(
+            self.environment.parsed_options.v2_path, data=self.body, headers=self.request_headers, name="v2 infer"
+        )

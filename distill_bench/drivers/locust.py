@@ -16,6 +16,7 @@ from modelrepo.dataset import DEFAULT_DATA_DIR
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "deploy" / "locust" / "locustfile.py"
 # Points of the latency CDF read from locust's response-time histogram, as fractions.
 PERCENTILES = (0.5, 0.66, 0.75, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999, 1.0)
+RAMP_S = 1  # locust's run time beyond a paced load's measured seconds: starting its users
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class LoadStats:
     percentiles_ms: dict[float, float]
     by_name: dict[str, int]
     cdf: list[tuple[float, float]]  # (ms, fraction of requests at or below), from locust's histogram
+    started: float = math.nan  # Unix time of the first request (or of the statistics' reset)
+    ended: float = math.nan  # ... and of the last request
 
     def p(self, fraction: float) -> float:
         return self.percentiles_ms[fraction]
@@ -60,7 +63,9 @@ def read_stats(stats_json: Path) -> LoadStats:
         histogram.update({float(ms): n for ms, n in entry["response_times"].items()})
     cumulative = _cumulative(histogram)
     requests = sum(e["num_requests"] for e in entries)
-    elapsed = max(e["last_request_timestamp"] for e in entries) - min(e["start_time"] for e in entries)
+    started = min(e["start_time"] for e in entries)
+    ended = max(e["last_request_timestamp"] or started for e in entries)
+    elapsed = ended - started
     return LoadStats(
         requests=requests,
         failures=sum(e["num_failures"] for e in entries),
@@ -68,6 +73,8 @@ def read_stats(stats_json: Path) -> LoadStats:
         percentiles_ms={q: _percentile(cumulative, q) for q in PERCENTILES},
         by_name={e["name"]: e["num_requests"] for e in entries},
         cdf=[(value, seen / cumulative[-1][1]) for value, seen in cumulative],
+        started=started,
+        ended=ended,
     )
 
 
@@ -85,6 +92,35 @@ class LocustRun:
     exit_code: int  # non-zero when any request failed
     stats: LoadStats
     stderr_tail: str
+
+
+@dataclass(frozen=True)
+class PacedLoad:
+    """Users that each send `rate_per_user` requests/s (0: as fast as answered), from `processes` processes.
+
+    Every user starts at once, each at a random moment of its first period, and the statistics are reset then
+    (`--reset-stats`), so what they measure is the steady rate without the ramp."""
+
+    users: int
+    rate_per_user: float
+    duration_s: int
+    tags: tuple[str, ...]
+    processes: int = 1
+    options: tuple[str, ...] = ()  # more locustfile options, e.g. the v2 body
+    data_dir: str = DEFAULT_DATA_DIR
+
+
+def paced_command(host: str, prefix: Path, load: PacedLoad) -> tuple[list[str], dict[str, str]]:
+    """The locust command line and the environment it adds, writing `<prefix>.json` and `<prefix>_*.csv`."""
+    users = str(load.users)
+    command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--host", host]
+    run_time = f"{load.duration_s + RAMP_S}s"  # the statistics start once every user has started
+    command += ["--users", users, "--spawn-rate", users, "--run-time", run_time, "--stop-timeout", "5"]
+    command += ["--reset-stats", "--only-summary", "--csv", str(prefix), "--json-file", str(prefix)]
+    command += ["--data-dir", load.data_dir, "--tags", *load.tags, *load.options]
+    if load.processes > 1:
+        command += ["--processes", str(load.processes)]
+    return command, {"LOCUST_RATE_PER_USER": repr(load.rate_per_user)}
 
 
 def launch_locust(host: str, tags: Sequence[str], prefix: Path, load: LoadSettings) -> LocustRun:

@@ -1,4 +1,6 @@
 """The speedup report: from a recorded demo run (scrapes, locust CSVs, CPU times) to Markdown, JSON and plots.
+It leads with the capacity at a latency objective (a recorded capacity run, when given), then the same-load
+comparison, then the model's compute alone.
 
 A pure function of the recorded files, so the numbers can be checked on saved inputs and regenerated at will:
 
@@ -20,6 +22,8 @@ import matplotlib.pyplot as plt
 import matplotlib.ticker
 
 from distill_bench.drivers.locust import read_stats
+from distill_bench.reports.capacity import capacity_json, capacity_section, write_capacity_report
+from distill_bench.results.capacity import CapacityRun
 from distill_bench.results.demo import CardSummary, DemoRun, Phase, read_demo_run
 from distill_bench.scrape import buckets, delta, parse_samples, quantile, total
 
@@ -164,16 +168,47 @@ def _fmt(value: float, digits: int = 3) -> str:
     return "n/a" if math.isnan(value) else f"{value:.{digits}f}"
 
 
-def _markdown(run: DemoRun, results: list[PhaseResult], ratios: dict[str, float]) -> str:
-    machine = run.machine
+def _same_load(run: DemoRun, results: list[PhaseResult], ratios: dict[str, float]) -> list[str]:
     lines = [
-        "# Speedup report: student vs teacher under the same load",
+        f"## The same closed-loop load: {run.users} locust users, each sending as soon as answered",
         "",
-        f"Machine: {machine.cpu} ({machine.cores} cores), {machine.platform}. Run at {run.started}.",
-        f"Load: locust `{run.locustfile}`, {run.users} users, {run.duration_s} s per model, one model at a "
-        "time against one service process; each request is one real test-set image (3 JSON pixel arrays : 1 PNG "
-        "upload) with its true label, drawn from 512 test images sampled once (online accuracy is over that sample).",
+        "Both models get the same users in turn, so the rate is set by the clients (a closed loop) and the users "
+        "share the machine's cores with the service: this compares the two under identical load, not what either "
+        "can serve at a latency objective (the capacity above says that).",
         "",
+        "| model | e2e p50 (ms) | e2e p95 (ms) | e2e p99 (ms) | req/s | requests | failures "
+        "| CPU ms / 1000 predictions |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.model} | {r.e2e_p50_ms:.1f} | {r.e2e_p95_ms:.1f} | {r.e2e_p99_ms:.1f} | {r.requests_per_s:.1f} "
+            f"| {r.requests} | {r.failures} | {_fmt(r.cpu_ms_per_1000, 1)} |"
+        )
+    same = ("e2e_p50", "e2e_p99", "throughput", "cpu_per_prediction")
+    lines += ["", "Teacher / student (above 1: the student wins):", ""]
+    lines += [f"- {key.replace('_', ' ')}: **{_fmt(ratios[key], 2)}x**" for key in same]
+    return [*lines, "", "![latency CDFs](speedup_latency_cdf.png)", ""]
+
+
+def _compute_only(results: list[PhaseResult], ratios: dict[str, float]) -> list[str]:
+    lines = [
+        "## Compute only: the onnxruntime runs",
+        "",
+        "The model alone, as the service timed each onnxruntime run during the same-load phases (no HTTP, no "
+        "parsing): what distillation itself bought.",
+        "",
+        "| model | compute p50 (ms) | compute p99 (ms) |",
+        "|---|---|---|",
+        *[f"| {r.model} | {_fmt(r.compute_p50_ms)} | {_fmt(r.compute_p99_ms)} |" for r in results],
+        "",
+    ]
+    lines += [f"- {key.replace('_', ' ')}: **{_fmt(ratios[key], 2)}x**" for key in ("compute_p50", "compute_p99")]
+    return [*lines, "", "![accuracy vs latency](speedup_accuracy_latency.png)", ""]
+
+
+def _accuracy(results: list[PhaseResult]) -> list[str]:
+    lines = [
         "## Accuracy",
         "",
         "| model | role | offline test accuracy (card) | online accuracy (service counters) | labeled requests |",
@@ -182,30 +217,39 @@ def _markdown(run: DemoRun, results: list[PhaseResult], ratios: dict[str, float]
     for r in results:
         online = _fmt(r.online_accuracy * 100, 2) + " %"
         lines.append(f"| {r.model} | {r.role} | {r.offline_accuracy * 100:.2f} % | {online} | {r.labeled} |")
-    lines += [
+    return [*lines, ""]
+
+
+def _capacity(capacity: CapacityRun | None) -> list[str]:
+    if capacity is None:
+        return [
+            "## Capacity at a latency objective",
+            "",
+            "Not measured in this run: `python -m distill_bench capacity` measures it (`make demo` does).",
+            "",
+        ]
+    return [*capacity_section(capacity), "Every step of the search: [capacity.md](capacity.md).", ""]
+
+
+def _markdown(run: DemoRun, results: list[PhaseResult], ratios: dict[str, float], capacity: CapacityRun | None) -> str:
+    machine = run.machine
+    lines = [
+        "# Speedup report: student vs teacher",
         "",
-        "## Latency, throughput and cost",
+        f"Machine: {machine.cpu} ({machine.cores} cores), {machine.platform}. Same-load run at {run.started}.",
+        f"Load: locust `{run.locustfile}`, {run.users} users, {run.duration_s} s per model, one model at a "
+        "time against one service process; each request is one real test-set image (3 JSON pixel arrays : 1 PNG "
+        "upload) with its true label, drawn from 512 test images sampled once (online accuracy is over that sample).",
         "",
-        "| model | compute p50 (ms) | compute p99 (ms) | e2e p50 (ms) | e2e p95 (ms) | e2e p99 (ms) | req/s "
-        "| requests | failures | CPU ms / 1000 predictions |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in results:
-        lines.append(
-            f"| {r.model} | {_fmt(r.compute_p50_ms)} | {_fmt(r.compute_p99_ms)} | {r.e2e_p50_ms:.1f} "
-            f"| {r.e2e_p95_ms:.1f} | {r.e2e_p99_ms:.1f} | {r.requests_per_s:.1f} | {r.requests} | {r.failures} "
-            f"| {_fmt(r.cpu_ms_per_1000, 1)} |"
-        )
-    lines += ["", "## Speedup (teacher / student; above 1 means the student wins)", ""]
-    lines += [f"- {key.replace('_', ' ')}: **{_fmt(value, 2)}x**" for key, value in ratios.items()]
-    lines += [
-        "",
-        "![latency CDFs](speedup_latency_cdf.png)",
-        "",
-        "![accuracy vs latency](speedup_accuracy_latency.png)",
-        "",
+        *_capacity(capacity),
+        *_same_load(run, results, ratios),
+        *_compute_only(results, ratios),
+        *_accuracy(results),
         "## Where each figure comes from",
         "",
+        "- Capacity: the highest offered rate of an open-loop search whose step met the objective; p99 and rates "
+        "from locust's statistics of that step, CPU from /proc over its measured seconds "
+        "(`capacity-raw/capacity.json`, every step in `capacity.md`).",
         "- Offline accuracy: `versions.<v>.test_accuracy` of the model card, the ONNX model on the whole test set.",
         "- Online accuracy: delta of `distill_predictions_correct_total` / `distill_predictions_labeled_total` "
         "between scrapes of `/metrics` before and after the model's phase.",
@@ -220,15 +264,20 @@ def _markdown(run: DemoRun, results: list[PhaseResult], ratios: dict[str, float]
     return "\n".join(lines) + "\n"
 
 
-def write_report(raw: Path, out: Path) -> dict[str, Any]:
-    """Read the recorded run in `raw`; write `out/speedup.md`, `out/speedup.json` and PNG plots; return the JSON."""
+def write_report(raw: Path, out: Path, capacity: CapacityRun | None = None) -> dict[str, Any]:
+    """Read the recorded run in `raw` (and the capacity run, when given); write `out/speedup.md`,
+    `out/speedup.json` and PNG plots; return the JSON."""
     run = read_demo_run(raw)
     results = [analyse_phase(raw, phase, run.cards[phase.model]) for phase in run.phases]
     by_role = {r.role: r for r in results}
     ratios = speedups(by_role["teacher"], by_role["student"])
     _plot_cdfs(results, out / "speedup_latency_cdf.png")
     _plot_accuracy_latency(results, out / "speedup_accuracy_latency.png")
-    (out / "speedup.md").write_text(_markdown(run, results, ratios))
+    if capacity is not None:
+        write_capacity_report(capacity, out)
+    (out / "speedup.md").write_text(_markdown(run, results, ratios, capacity))
     summary = {"run": asdict(run), "results": [asdict(r) for r in results], "speedup": ratios}
+    if capacity is not None:
+        summary["capacity"] = capacity_json(capacity)
     (out / "speedup.json").write_text(json.dumps(summary, indent=2, allow_nan=True) + "\n")
     return summary

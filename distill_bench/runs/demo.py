@@ -1,15 +1,13 @@
-"""`make demo`'s measuring half: serve the model repository, load student then teacher alone, write the report."""
+"""`make demo`'s same-load half: serve the model repository, load student then teacher alone, record both."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from distill_bench.drivers.locust import LOCUSTFILE, LoadSettings, run_locust
 from distill_bench.pair import student_and_teacher
-from distill_bench.reports.speedup import write_report
 from distill_bench.results.demo import CardSummary, DemoRun, Phase, write_demo_run
 from distill_bench.results.machine import this_machine
 from distill_bench.scrape import fetch_metrics
@@ -36,7 +34,8 @@ def _measure_phase(service: RunningService, card: ModelCard, raw: Path, load: Lo
     )
 
 
-def run_demo(models: Path, out: Path, load: LoadSettings) -> dict[str, Any]:
+def run_demo(models: Path, out: Path, load: LoadSettings) -> Path:
+    """Record the phases under `<out>/speedup-raw` (the speedup report reads them); return that folder."""
     raw = out / "speedup-raw"
     raw.mkdir(parents=True, exist_ok=True)
     pair = student_and_teacher(models)
@@ -55,4 +54,4 @@ def run_demo(models: Path, out: Path, load: LoadSettings) -> dict[str, Any]:
         cards={card.name: CardSummary.of(card) for card in (pair.student, pair.teacher)},
     )
     write_demo_run(run, raw)
-    return write_report(raw, out)
+    return raw

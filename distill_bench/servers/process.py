@@ -5,16 +5,26 @@ from __future__ import annotations
 
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def pinned(command: list[str], cpus: Sequence[int] | None) -> list[str]:
+    """`command` confined to `cpus` by taskset (util-linux), it and every thread and process it starts."""
+    if not cpus:
+        return command
+    if shutil.which("taskset") is None:
+        raise RuntimeError("pinning to CPUs needs taskset (Debian package util-linux); or do not pin")
+    return ["taskset", "--cpu-list", ",".join(map(str, cpus)), *command]
 
 
 def free_port() -> int:

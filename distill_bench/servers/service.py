@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from distill_bench.servers.process import RunningService, free_port, running
+from distill_bench.servers.process import RunningService, free_port, pinned, running
 
 SERVING = r"service\.repository: serving \["  # a worker's "models loaded" log line
 
@@ -22,13 +22,16 @@ def serve(
     env: Mapping[str, str] | None = None,
     ready_timeout_s: float = 60.0,
     extra_args: tuple[str, ...] = (),
+    cpus: Sequence[int] | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> Iterator[RunningService]:
-    """`python -m service` on a free 127.0.0.1 port, with `env` (`DISTILL_*` settings) over this process's own."""
+    """`python -m service` on a free 127.0.0.1 port, with `env` (`DISTILL_*` settings) over this process's own,
+    confined to `cpus` when given. `prefix`: a command that runs it, e.g. `prlimit --nofile=256 --` (its PID is
+    then the prefix's, which execs)."""
     port = free_port()
-    command = [sys.executable, "-m", "service", "--models", str(models), "--host", "127.0.0.1", "--port", str(port)]
-    with running(
-        [*command, *extra_args], f"http://127.0.0.1:{port}", "/v2/health/ready", log, env, ready_timeout_s
-    ) as s:
+    command = [*prefix, sys.executable, "-m", "service", "--models", str(models), "--host", "127.0.0.1"]
+    command = pinned([*command, "--port", str(port), *extra_args], cpus)
+    with running(command, f"http://127.0.0.1:{port}", "/v2/health/ready", log, env, ready_timeout_s) as s:
         yield s
 
 

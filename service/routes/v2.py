@@ -7,8 +7,20 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from service.modelconfig import model_config
 from service.routes.deps import Plane
-from service.schemas import READ_ERRORS, Live, ModelMetadata, ModelReady, Ready, ServerMetadata, documents
+from service.schemas import (
+    READ_ERRORS,
+    Live,
+    ModelConfig,
+    ModelMetadata,
+    ModelReady,
+    ModelStatistics,
+    Ready,
+    ServerMetadata,
+    documents,
+)
+from service.statistics import model_statistics
 
 router = APIRouter(prefix="/v2", tags=["v2"], responses=READ_ERRORS)
 
@@ -27,6 +39,27 @@ async def live() -> dict[str, bool]:
 async def ready(plane: Plane) -> dict[str, bool]:
     plane.check_ready()
     return {"ready": True}
+
+
+@router.get("/models/stats", **documents(ModelStatistics))  # before /models/{name}, which would take "stats"
+async def all_statistics(plane: Plane) -> dict[str, Any]:
+    """Triton's statistics extension, for every served model."""
+    models = [plane.registry.models[name] for name in sorted(plane.registry.models)]
+    return model_statistics(plane.metrics, models)
+
+
+@router.get("/models/{name}/stats", **documents(ModelStatistics))
+@router.get("/models/{name}/versions/{version}/stats", **documents(ModelStatistics))
+async def statistics(plane: Plane, name: str, version: str | None = None) -> dict[str, Any]:
+    """Triton's statistics extension: counts and nanoseconds from the same measurements as /metrics."""
+    return model_statistics(plane.metrics, [plane.registry.get(name, version)])
+
+
+@router.get("/models/{name}/config", **documents(ModelConfig))
+@router.get("/models/{name}/versions/{version}/config", **documents(ModelConfig))
+async def config(plane: Plane, name: str, version: str | None = None) -> dict[str, Any]:
+    """Triton's model configuration extension: the card and the batching settings in Triton's JSON shape."""
+    return model_config(plane.registry.get(name, version), plane.settings)
 
 
 @router.get("/models/{name}", **documents(ModelMetadata))

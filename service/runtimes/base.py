@@ -22,13 +22,25 @@ Tensors = dict[str, np.ndarray]
 
 
 class LoadError(Exception):
-    """The model cannot be served; the message says why."""
+    """The model cannot be served. The message says why, for clients too: it names no path, checksum or file
+    content; `detail` (for the log only) may."""
+
+    def __init__(self, message: str, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclass(frozen=True)
 class RunResult:
     outputs: Tensors
-    compute_s: float
+    compute_s: float  # of the whole run
+    batch_rows: int = 0  # the rows of that run, when a batcher ran these outputs with others (0: unknown)
+
+    @property
+    def share_s(self) -> float:
+        """The compute time of these outputs' rows: their share of the run."""
+        rows = len(next(iter(self.outputs.values())))
+        return self.compute_s * rows / self.batch_rows if self.batch_rows else self.compute_s
 
 
 class Runtime(Protocol):

@@ -50,7 +50,8 @@ class OnnxRuntime:
                 allow_spinning=threads.allow_spinning,
             )
         except Exception as exc:  # onnxruntime raises several unrelated types for a bad file
-            raise LoadError(f"onnxruntime cannot load {path}: {exc}") from exc
+            detail = f"onnxruntime cannot load {path}: {exc}"
+            raise LoadError(f"onnxruntime cannot load its {path.name}", detail=detail) from exc
         _check_signature(session.get_inputs(), card.input, "input")
         _check_signature(session.get_outputs(), card.output, "output")
         return cls(session, card.input, card.output.name)

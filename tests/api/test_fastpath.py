@@ -75,7 +75,7 @@ def test_post_infer_is_answered_here_and_never_reaches_the_inner_app(settings: S
 @pytest.mark.parametrize(
     "scope",
     [
-        http_scope("GET", f"/v2/models/{STUDENT}/infer"),
+        http_scope("OPTIONS", f"/v2/models/{STUDENT}/infer"),  # a CORS preflight is the app's (GET is a 405)
         http_scope("POST", "/v1/classify", JSON),
         http_scope("POST", f"/v2/models/{STUDENT}/infer/more"),
         http_scope("POST", f"/v2/models/{STUDENT}/versions/1/extra/infer"),

@@ -101,7 +101,7 @@ def test_cascade_answers_by_threshold(client: TestClient) -> None:
     assert value(found, "distill_cascade_total", outcome="student") == 5
     assert value(found, "distill_cascade_total", outcome="teacher") == 5
     agreements = sum(
-        value(found, "distill_agreement_total", student=STUDENT, teacher=TEACHER, outcome=o)
+        value(found, "distill_agreement_total", student=STUDENT, teacher=TEACHER, source="cascade", outcome=o)
         for o in ("agree", "disagree")
     )
     assert agreements == 5  # only rows both models answered
@@ -119,7 +119,9 @@ def test_compare(client: TestClient, model_repo: Path) -> None:
     assert doc["agreement"] == pytest.approx(float((s == t).mean()))
     assert doc["speedup"] == pytest.approx(doc["teacher"]["compute_ms"] / doc["student"]["compute_ms"])
     found = samples(client)
-    assert value(found, "distill_agreement_total", student=STUDENT, teacher=TEACHER, outcome="agree") == (s == t).sum()
+    pair = {"student": STUDENT, "teacher": TEACHER, "source": "compare"}
+    agreed = value(found, "distill_agreement_total", **pair, outcome="agree")
+    assert agreed == (s == t).sum()
 
 
 def test_labels_count_online_accuracy(client: TestClient, model_repo: Path) -> None:

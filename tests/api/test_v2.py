@@ -49,6 +49,7 @@ def test_model_metadata_and_ready(client: TestClient) -> None:
             "platform": "onnxruntime_onnx",
             "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, 1, 28, 28]}],
             "outputs": [{"name": "logits", "datatype": "FP32", "shape": [-1, 10]}],
+            "parameters": {"max_batch_size": 256},  # rows per request (max_request_rows)
         }
     assert client.get(f"/v2/models/{TEACHER}/ready").status_code == 200
     assert client.get(f"/v2/models/{TEACHER}/versions/1/ready").status_code == 200
@@ -126,7 +127,7 @@ def _tensor(**changes: object) -> dict[str, object]:
         (_tensor(shape="1x784"), 400, ["shape must be"]),
         (_tensor(data=[1e39] + [0.0] * 783), 422, ["NaN or Inf"]),
         (_tensor(shape=[0, 1, 28, 28], data=[]), 422, ["empty"]),
-        (_tensor(shape=[300, 1, 28, 28], data=[0.0] * 784 * 300), 413, ["300 rows", "256"]),
+        (_tensor(shape=[300, 1, 28, 28], data=[0.0] * 784 * 300), 400, ["300 rows", "256"]),  # as Triton
     ],
 )
 def test_bad_tensor_is_4xx_with_a_message(

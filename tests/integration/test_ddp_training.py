@@ -25,7 +25,7 @@ import torch
 from distill_training import logits_cache
 from distill_training.config import load_config
 from distill_training.data import load_dataset
-from distill_training.teachers import OnnxTeacher
+from distill_training.teachers import ExportedTeacher
 from distill_training.train import CHECKPOINT
 from distill_training.views import fixed_views
 
@@ -79,7 +79,7 @@ def test_the_pipeline_on_two_ranks_trains_one_teacher_and_merges_its_logits(quic
 
     cfg = load_config("quick", overrides={"teacher.members": (), "run_dir": str(tmp_path)})
     data = load_dataset(cfg.data)
-    teacher = OnnxTeacher(tmp_path / "export/fmnist-teacher/1/model.onnx")
+    teacher = ExportedTeacher(tmp_path / "export/fmnist-teacher/1/model.onnx")
     merged = logits_cache.cached(cfg, data, teacher.key, tmp_path / "logits")
     assert merged is not None, "rank 0 cached the merged logits"
     views = fixed_views(len(data.train_x), logits_cache.view_count(cfg), seed=logits_cache.VIEW_SEED)

@@ -1,9 +1,10 @@
-"""Several uvicorn workers (`DISTILL_WORKERS=2`): `/metrics`, whichever worker answers the scrape, reports the
+"""Several uvicorn workers (`DISTILL_WORKERS=2`): `/metrics` and `/v1/stats`, whichever worker answers, report the
 totals of all workers exactly, and the card gauges once per model (not once per worker)."""
 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,8 +17,10 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 from servers import Server, run_service
 
+from distill_bench.servers.procfs import cpu_seconds
 from distill_bench.servers.service import wait_workers
 from modelrepo.layout import read_card
+from service.metrics import CPU_PUBLISH_EVERY_S
 
 STUDENT = "tiny-student"
 WORKERS = 2
@@ -98,6 +101,8 @@ def test_metrics_sum_every_worker(multi_server: tuple[Server, Path], model_repo:
         assert total(samples, "distill_inference_requests_total", model=STUDENT) == sent
         assert total(samples, "distill_inference_duration_seconds_count", model=STUDENT) > 0
         assert total(samples, "distill_request_duration_seconds_count", model=STUDENT) == sent
+        stats = httpx.get(f"{server.url}/v1/stats", timeout=10).json()  # the web page's view: the same totals
+        assert stats["models"][STUDENT]["requests"]["success"] == sent and stats["endpoints"]["infer"] == sent
 
     samples = scrape(server.url)
     for name in ("tiny-student", "tiny-teacher"):
@@ -118,3 +123,37 @@ def test_a_keep_alive_connection_is_not_held_up_by_nagle(multi_server: tuple[Ser
     with httpx.Client(base_url=server.url, timeout=30) as client:  # one connection, kept alive
         times = [client.post(f"/v2/models/{STUDENT}/infer", json=body).elapsed.total_seconds() for _ in range(15)]
     assert sorted(times)[len(times) // 2] < 0.02, times
+
+
+def per_worker_cpu(folder: Path, scratch: Path) -> dict[int, float]:
+    """Each worker's own `distill_process_cpu_seconds_total`, by PID, from its counter file alone."""
+    cpu = {}
+    for db in folder.glob("counter_*.db"):
+        alone = scratch / db.stem
+        alone.mkdir(parents=True, exist_ok=True)
+        shutil.copy(db, alone / db.name)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
+        cpu[int(db.stem.removeprefix("counter_"))] = sum(
+            s.value for f in registry.collect() for s in f.samples if s.name == "distill_process_cpu_seconds_total"
+        )
+    return cpu
+
+
+def test_process_cpu_is_each_workers_own_summed(multi_server: tuple[Server, Path], tmp_path: Path) -> None:
+    server, folder = multi_server
+    pids = wait_workers(server.log, WORKERS)
+    send_round(server.url)
+    time.sleep(CPU_PUBLISH_EVERY_S + 0.1)  # so that each worker's next request publishes its CPU
+    between = {pid: cpu_seconds(pid) for pid in pids}
+    for attempt in range(10):  # until each worker has answered since `between` (the kernel decides who accepts)
+        send_round(server.url)
+        published = per_worker_cpu(folder, tmp_path / f"scratch-{attempt}")
+        if all(published.get(pid, 0.0) >= between[pid] for pid in pids):
+            break
+    scraped = total(scrape(server.url), "distill_process_cpu_seconds_total")
+    now = {pid: cpu_seconds(pid) for pid in pids}
+    published = per_worker_cpu(folder, tmp_path / "scratch-end")
+    for pid in pids:  # published after `between` was read, never more than the worker has used
+        assert between[pid] <= published[pid] <= now[pid] + 0.01, (pid, between, published, now)  # /proc: 10 ms ticks
+    assert scraped == pytest.approx(sum(published.values()))  # the scrape sums the workers

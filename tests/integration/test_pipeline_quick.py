@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from PIL import Image
 from quick_models import run_pipeline
 
-from modelrepo.dataset import FASHION_MNIST_LABELS
+from modelrepo.dataset import FASHION_MNIST_LABELS, load_test_split
 from modelrepo.layout import list_model_dirs, model_path, read_card, sha256_file
+from modelrepo.samples import read_index, samples_dir
 
 pytestmark = pytest.mark.slow
 
@@ -175,3 +177,14 @@ def test_an_impossible_latency_budget_is_a_clear_error_naming_the_fastest_candid
     error = proc.stderr.strip().splitlines()[-1]
     assert error.startswith("error: no student candidate meets the latency budget of 0.5 µs")
     assert "the fastest" in error and "takes" in error and "Traceback" not in proc.stderr
+
+
+def test_the_pipeline_writes_real_test_images_with_their_labels_next_to_the_models(built: Path) -> None:
+    images, labels = load_test_split()
+    index = read_index(built / "models")
+    assert [s.class_index for s in index.samples] == list(range(10))
+    for sample in index.samples:
+        assert labels[sample.test_index] == sample.class_index
+        assert sample.label == FASHION_MNIST_LABELS[sample.class_index]
+        with Image.open(samples_dir(built / "models") / sample.file) as png:
+            assert np.array_equal(np.asarray(png), images[sample.test_index])

@@ -38,13 +38,13 @@ def api_schema(fuzzed_server: Server) -> schemathesis.schemas.BaseSchema:
 def test_every_response_is_documented_and_none_is_a_server_error(api_schema: schemathesis.schemas.BaseSchema) -> None:
     operations = [result.ok() for result in api_schema.get_all_operations()]
     statuses: dict[str, Counter[int]] = defaultdict(Counter)
-    assert len(operations) == 11
+    assert len(operations) == 23  # 15, and Triton's config (2), statistics (3) and repository (3) extensions
     for operation in operations:  # one bounded hypothesis run per operation
 
         @given(case=operation.as_strategy(), served=st.sampled_from([None, "tiny-student", "tiny-teacher"]))
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         def fuzz(case: schemathesis.Case, served: str | None) -> None:
-            if served is not None and case.path_parameters:  # a served model, not only random names (404)
+            if served is not None and "name" in (case.path_parameters or {}):  # a served model, not only 404s
                 case.path_parameters["name"] = served
                 if "version" in case.path_parameters:
                     case.path_parameters["version"] = "1"
@@ -54,6 +54,7 @@ def test_every_response_is_documented_and_none_is_a_server_error(api_schema: sch
     print({label: dict(counts) for label, counts in statuses.items()})
     infer = statuses["POST /v2/models/{name}/infer"]
     assert infer[404] and infer[400]  # unknown names, and served models given fuzzed tensors
+    assert set(statuses["POST /v2/repository/models/{name}/unload"]) == {403}  # model control is off by default
 
 
 def test_the_schema_documents_v2_infer_and_error_bodies(api_schema: schemathesis.schemas.BaseSchema) -> None:

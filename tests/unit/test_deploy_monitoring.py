@@ -33,7 +33,7 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     "distill_inference_requests_total": ("counter", {"model", "role", "outcome"}),
     "distill_predictions_labeled_total": ("counter", {"model"}),
     "distill_predictions_correct_total": ("counter", {"model"}),
-    "distill_agreement_total": ("counter", {"student", "teacher", "outcome"}),
+    "distill_agreement_total": ("counter", {"student", "teacher", "source", "outcome"}),
     "distill_cascade_total": ("counter", {"outcome"}),
     "distill_model_info": ("gauge", {"model", "role", "version", "teacher"}),
     "distill_model_eval_accuracy": ("gauge", {"model"}),
@@ -41,6 +41,14 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     "distill_model_size_bytes": ("gauge", {"model"}),
     # Beyond DESIGN.md's table (an addition, not a change): requests shed by the in-flight guard.
     "distill_requests_shed_total": ("counter", {"endpoint"}),
+    # Also additions: CPU time of the process and of each model's runs (the cost of a request, live).
+    "distill_process_cpu_seconds_total": ("counter", set()),
+    "distill_inference_cpu_seconds_total": ("counter", {"model", "role"}),
+    # And connections the server closed or refused (slow, silent, or past the connection limit).
+    "distill_connections_closed_total": ("counter", {"reason"}),
+    # And shadow traffic: sampled student requests sent to the teacher, and both compute times on them.
+    "distill_shadow_requests_total": ("counter", {"outcome"}),
+    "distill_shadow_compute_seconds": ("histogram", {"student", "teacher", "role"}),
 }
 # Labels every scraped series carries, and the bucket bound of histograms.
 TARGET_LABELS = {"job", "instance"}
@@ -135,13 +143,24 @@ def test_there_are_dashboards() -> None:
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_queries_name_exported_metrics(path: Path) -> None:
     used = set().union(*(check_expr(expr) for _, expr in dashboard_exprs(path)))
-    # The panels the issue asks for: latency, speedup, throughput, queue, batch, accuracy, agreement, cascade.
+    # The panels: latency, speedup, throughput, queue, batch, accuracy, agreement, cascade, CPU per request, and
+    # shadow traffic's agreement, live speedup and outcomes.
     assert used >= {
         "distill_inference_duration_seconds", "distill_request_duration_seconds", "distill_queue_duration_seconds",
         "distill_batch_size", "distill_inference_requests_total", "distill_predictions_correct_total",
         "distill_predictions_labeled_total", "distill_agreement_total", "distill_cascade_total",
         "distill_model_info", "distill_model_eval_accuracy",
+        "distill_process_cpu_seconds_total", "distill_inference_cpu_seconds_total",
+        "distill_shadow_compute_seconds", "distill_shadow_requests_total",
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_every_agreement_query_tells_its_sources_apart_or_picks_one(path: Path) -> None:
+    """compare, cascade and shadow agreement measure different rows: a query summing them mixes three figures."""
+    for title, expr in dashboard_exprs(path):
+        if "distill_agreement_total" in expr:
+            assert "source" in expr, title
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)

@@ -14,7 +14,7 @@ import pytest
 from onnx import helper
 from pydantic import ValidationError
 
-from modelrepo.card import SCHEMA_VERSION, ModelCard, unknown_fields
+from modelrepo.card import SCHEMA_VERSION, ModelCard, VersionPolicy, unknown_fields
 from modelrepo.datatypes import DATATYPES, NUMPY_DTYPES, from_onnx
 from modelrepo.layout import read_card, write_card
 
@@ -106,6 +106,50 @@ def test_each_datatype_maps_to_the_onnx_type_onnxruntime_reports(tmp_path: Path,
 
 def test_an_onnx_type_outside_the_protocol_is_named_as_it_is() -> None:
     assert from_onnx("tensor(string)") == "tensor(string)"
+
+
+# -- the version policy (schema version 4): its text form in settings, the versions it picks ---------------------
+@pytest.mark.parametrize(
+    ("text", "policy"),
+    [
+        ("latest", VersionPolicy(latest=1)),
+        ("latest:3", VersionPolicy(latest=3)),
+        (" pinned:2,5 ", VersionPolicy(pinned=[2, 5])),
+    ],
+)
+def test_the_text_form_parses_and_prints_back(text: str, policy: VersionPolicy) -> None:
+    assert VersionPolicy.parse(text) == policy
+    assert VersionPolicy.parse(str(policy)) == policy
+
+
+@pytest.mark.parametrize(
+    "text", ["", "newest", "latest:", "latest:0", "latest:-1", "latest:x", "pinned:", "pinned:0", "pinned:1,,2", "all"]
+)
+def test_bad_text_says_what_is_accepted(text: str) -> None:
+    with pytest.raises(ValueError, match="expected 'latest', 'latest:N' or 'pinned:V"):
+        VersionPolicy.parse(text)
+
+
+def test_candidates_are_newest_first_and_count_how_many_to_serve() -> None:
+    assert VersionPolicy(latest=1).candidates([1, 3, 2]) == ([3, 2, 1], 1)  # 2 takes 3's place if 3 fails
+    assert VersionPolicy(latest=2).candidates([1, 3, 2]) == ([3, 2, 1], 2)
+    assert VersionPolicy(pinned=[1, 3, 9]).candidates([1, 2, 3]) == ([3, 1], 2)  # 9 is not there
+    assert VersionPolicy(pinned=[9]).candidates([1, 2]) == ([], 0)
+
+
+def test_a_policy_is_one_rule() -> None:
+    with pytest.raises(ValidationError, match="not both"):
+        VersionPolicy(latest=1, pinned=[1])
+    with pytest.raises(ValidationError, match="not both"):
+        VersionPolicy()
+
+
+def test_cards_carry_a_policy_or_leave_it_to_the_service() -> None:
+    assert ModelCard.model_validate(card_dict()).version_policy is None
+    card = ModelCard.model_validate(card_dict(version_policy={"pinned": [1]}))
+    assert card.version_policy == VersionPolicy(pinned=[1])
+    with pytest.raises(ValidationError, match="version_policy"):
+        ModelCard.model_validate(card_dict(version_policy={"latest": 0}))
 
 
 def test_an_ensemble_card_lists_its_members_and_round_trips(tmp_path: Path) -> None:

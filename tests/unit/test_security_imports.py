@@ -1,5 +1,5 @@
 """The service never unpickles and never imports torch; training loads checkpoints with `weights_only=True`;
-no endpoint changes the server's state."""
+the only endpoints that change the server's state (repository control) are off by default and need a token."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PICKLING_MODULES = {"pickle", "cPickle", "_pickle", "dill", "cloudpickle", "joblib", "shelve", "marshal", "torch"}
@@ -95,9 +97,13 @@ def test_the_running_service_never_imports_torch(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_no_endpoint_changes_state() -> None:
-    """Only inference takes a POST, and inference changes nothing but counters. An endpoint that changes state
-    (reloading models, say) must require a token from the settings and be off by default: revisit this test."""
+def test_only_repository_control_changes_state_and_it_is_off_by_default() -> None:
+    """Inference changes nothing but counters, and the index only reads; load and unload change what is served,
+    so they answer 403 unless model_control is explicit, which itself refuses to start without a token unless
+    the operator opts out. A new endpoint that changes state must be added here, off and protected likewise."""
+    from fastapi.testclient import TestClient
+    from pydantic import ValidationError
+
     from service.app import create_app
     from service.settings import Settings
 
@@ -110,4 +116,12 @@ def test_no_endpoint_changes_state() -> None:
         for method in getattr(route, "methods", set()) or set()
         if method not in ("GET", "HEAD")
     }
-    assert writes == {("/v1/classify", "POST"), ("/v1/compare", "POST")}  # v2 infer is served ahead of routing
+    control = {("/v2/repository/models/{name}/load", "POST"), ("/v2/repository/models/{name}/unload", "POST")}
+    reads = {("/v1/classify", "POST"), ("/v1/compare", "POST"), ("/v2/repository/index", "POST")}
+    assert writes == reads | control  # v2 infer is served ahead of routing
+    with TestClient(app) as client:
+        for path in ("/v2/repository/models/m/load", "/v2/repository/models/m/unload"):
+            response = client.post(path)
+            assert response.status_code == 403 and "DISTILL_MODEL_CONTROL=explicit" in response.json()["error"]
+    with pytest.raises(ValidationError, match="control_token"):
+        Settings(model_control="explicit")

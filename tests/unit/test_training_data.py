@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from distill_training.config import DataConfig
-from distill_training.data import IDX_FILES, DatasetError, load_dataset, load_raw, read_idx
+from distill_training.data import IDX_FILES, DatasetError, load_dataset, load_raw, read_idx, validation_size
 
 
 def write_idx(path: Path, array: np.ndarray, *, compress: bool) -> Path:
@@ -89,10 +89,27 @@ def test_npz_files_are_read_and_split(tmp_path: Path) -> None:
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "train.npz", x=rng.integers(0, 256, (30, 8, 8, 1), dtype=np.uint8), y=rng.integers(0, 3, 30))
     np.savez(tmp_path / "test.npz", x=rng.integers(0, 256, (6, 8, 8, 1), dtype=np.uint8), y=rng.integers(0, 3, 6))
-    data = load_dataset(DataConfig(data_dir=str(tmp_path), labels=("a", "b", "c"), val_size=10))
+    data = load_dataset(DataConfig(data_dir=str(tmp_path), labels=("a", "b", "c"), val_size=10, val_fraction=0.5))
     assert data.image_shape == (1, 8, 8)
     assert (len(data.train_x), len(data.val_x), len(data.test_x)) == (20, 10, 6)
     assert abs(float(data.train_x.mean())) < 1e-4 and abs(float(data.train_x.std()) - 1) < 0.05
+
+
+@pytest.mark.parametrize(("n_train", "expected"), [(60000, 5000), (1000, 100), (30, 3), (5, 1)])
+def test_the_validation_split_scales_with_a_small_train_set(n_train: int, expected: int) -> None:
+    assert validation_size(DataConfig(val_size=5000, val_fraction=0.1), n_train) == expected
+
+
+def test_npz_images_are_resized_and_converted_to_the_asked_shape(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    np.savez(tmp_path / "train.npz", x=rng.integers(0, 256, (20, 8, 8), dtype=np.uint8), y=rng.integers(0, 3, 20))
+    np.savez(tmp_path / "test.npz", x=rng.integers(0, 256, (4, 8, 8), dtype=np.uint8), y=rng.integers(0, 3, 4))
+    cfg = DataConfig(data_dir=str(tmp_path), labels=("a", "b", "c"), image_size=(12, 10), channels=3)
+    data = load_dataset(cfg)
+    assert data.image_shape == (3, 12, 10) and data.test_pixels is not None
+    assert data.test_pixels.shape == (4, 3, 12, 10)
+    # greyscale to RGB repeats the grey value in every channel
+    assert (data.test_pixels[:, 0] == data.test_pixels[:, 2]).all()
 
 
 def test_labels_out_of_range_are_an_error(tmp_path: Path) -> None:

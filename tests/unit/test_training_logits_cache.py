@@ -11,7 +11,7 @@ from distill_training import logits_cache
 from distill_training.config import DataConfig, PipelineConfig, StudentConfig, TeacherConfig
 from distill_training.data import Dataset
 from distill_training.export import export_onnx
-from distill_training.teachers import OnnxTeacher
+from distill_training.teachers import ExportedTeacher
 from distill_training.train import build_teacher
 
 
@@ -20,7 +20,7 @@ def teacher_file(cfg: PipelineConfig, data: Dataset, path: Path, seed: int = 0) 
     return export_onnx(build_teacher(cfg.teacher, data).eval(), data.image_shape, path, opset=18)
 
 
-def setup(tmp_path: Path, methods: tuple[str, ...] = ("kd",)) -> tuple[PipelineConfig, Dataset, OnnxTeacher]:
+def setup(tmp_path: Path, methods: tuple[str, ...] = ("kd",)) -> tuple[PipelineConfig, Dataset, ExportedTeacher]:
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(20, 1, 8, 8, generator=gen), torch.randint(0, 3, (20,), generator=gen)
     data = Dataset(x, y, x[:4], y[:4], x[:4], y[:4], [0.0], [1.0], ("a", "b", "c"), "f" * 64)
@@ -29,7 +29,7 @@ def setup(tmp_path: Path, methods: tuple[str, ...] = ("kd",)) -> tuple[PipelineC
         teacher=TeacherConfig(width=2, hidden=4),
         student=StudentConfig(method="kd", methods=methods, views=4),
     )
-    return cfg, data, OnnxTeacher(teacher_file(cfg, data, tmp_path / "teacher.onnx"))
+    return cfg, data, ExportedTeacher(teacher_file(cfg, data, tmp_path / "teacher.onnx"))
 
 
 def test_logits_are_computed_once_per_view_then_loaded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,7 +56,7 @@ def test_without_consistent_teaching_only_the_image_and_its_mirror_are_scored(tm
 def test_a_new_teacher_gets_new_logits(tmp_path: Path) -> None:
     cfg, data, teacher = setup(tmp_path)
     first = logits_cache.cached_views(cfg, data, teacher, tmp_path / "cache")
-    other = OnnxTeacher(teacher_file(cfg, data, tmp_path / "other.onnx", seed=1))
+    other = ExportedTeacher(teacher_file(cfg, data, tmp_path / "other.onnx", seed=1))
     second = logits_cache.cached_views(cfg, data, other, tmp_path / "cache")
     assert second.key != first.key and not torch.allclose(second.logits, first.logits)
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
