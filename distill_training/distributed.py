@@ -164,10 +164,8 @@ def weights_digest(model: nn.Module) -> str:
 
 def peer_lost(err: BaseException) -> str:
     """The message for a collective that failed: a rank died, hung or could not be reached."""
-    return (
-        f"rank {os.environ.get('RANK', '?')}: lost contact with another rank ({str(err).splitlines()[0]}); "
-        f"the job stops; {RESUME_HINT}"
-    )
+    cause = str(err).splitlines()[0].split(". This is typically")[0]  # gloo's first sentence says what broke
+    return f"rank {os.environ.get('RANK', '?')}: lost contact with another rank ({cause}); {RESUME_HINT}"
 
 
 def peer_failure(err: BaseException) -> bool:

@@ -4,8 +4,8 @@ port), the quick profile's teacher (one member, no time budget) on the gloo back
 The two ranks train one model on their halves of each epoch (DistributedDataParallel) and end with identical
 weights; its validation accuracy is within `TOLERANCE` of the same recipe trained by one process (the session's
 `quick_build` member 0, which has the same teacher key); the logits merged from the ranks' blocks are those one
-process computes; a killed rank fails the job within `FAIL_WITHIN_S` with a message; the same command then
-resumes from the last checkpoint. The pipeline then goes on on rank 0 alone (students, export, report).
+process computes, and the pipeline then goes on on rank 0 alone (students, export, report). A killed rank fails
+the job within `FAIL_WITHIN_S` with a message; the same command then resumes from the last checkpoint.
 """
 
 from __future__ import annotations
@@ -101,19 +101,23 @@ def _rank_pid(launcher: subprocess.Popen[str], rank: int) -> int | None:
     return None
 
 
-@pytest.mark.timeout(420)
-def test_a_killed_rank_fails_the_job_and_the_same_command_resumes(tmp_path: Path) -> None:
-    cmd = torchrun("teacher", tmp_path, "--set", "teacher.epochs=5")
+def _kill_rank1_after_first_checkpoint(cmd: list[str], checkpoint: Path) -> tuple[subprocess.Popen[str], float]:
     env = os.environ | {"PYTHONUNBUFFERED": "1"}
     launcher = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    checkpoint = tmp_path / "teachers/member0" / CHECKPOINT
     deadline = time.monotonic() + 240
     while not checkpoint.is_file() and time.monotonic() < deadline and launcher.poll() is None:
         time.sleep(0.1)
     rank1 = _rank_pid(launcher, 1)
     assert checkpoint.is_file() and rank1 is not None, "training under way, rank 1 found"
     os.kill(rank1, signal.SIGKILL)
-    killed = time.monotonic()
+    return launcher, time.monotonic()
+
+
+@pytest.mark.timeout(420)
+def test_a_killed_rank_fails_the_job_and_the_same_command_resumes(tmp_path: Path) -> None:
+    cmd = torchrun("teacher", tmp_path, "--set", "teacher.epochs=5")
+    checkpoint = tmp_path / "teachers/member0" / CHECKPOINT
+    launcher, killed = _kill_rank1_after_first_checkpoint(cmd, checkpoint)
     output, _ = launcher.communicate(timeout=FAIL_WITHIN_S)
     assert time.monotonic() - killed < FAIL_WITHIN_S
     assert launcher.returncode != 0
