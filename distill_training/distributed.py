@@ -1,10 +1,11 @@
 """Training on several processes with torchrun: the process group, the ranks, and what they exchange.
 
 `torchrun --nproc-per-node N -m distill_training teacher ...` starts N copies of the CLI with RANK, WORLD_SIZE
-and a rendezvous in their environment; `start` joins them into one process group (gloo on CPU, NCCL where CUDA
-is present). Rank 0 (`World.main`) reads and writes the run directory, decides what depends on the clock or the
-disk, and sends it to the others (`broadcast`), so the ranks never disagree and the other nodes need no shared
-disk. Without torchrun the world is one process and every helper is the identity.
+and a rendezvous in their environment; `start` joins them into one process group (gloo for the CPU tensors the
+nets train with; NCCL for CUDA tensors where CUDA is present). Rank 0 (`World.main`) reads and writes the run
+directory, decides what depends on the clock or the disk, and sends it to the others (`broadcast`), so the
+ranks never disagree and the other nodes need no shared disk. Without torchrun the world is one process and
+every helper is the identity.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def start() -> World:
     """Join the process group torchrun's environment describes (a no-op without torchrun)."""
     if not launched() or dist.is_initialized():
         return current()
-    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    # The nets train on CPU, whose tensors gloo carries; where CUDA is present, CUDA tensors would go by NCCL.
+    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     dist.init_process_group(backend, timeout=COLLECTIVE_TIMEOUT)
     return current()
 
