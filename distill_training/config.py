@@ -105,6 +105,8 @@ class StudentConfig:
     # Teacher-scored views per training image: 0 the image, 1 its mirror (the views of kd, dkd and the control),
     # 2.. random shifts of up to 2 pixels and flips (consistent teaching samples all of them).
     views: int = 4
+    # Mirror images among the students' views; off for classes a mirror changes (text, digits, arrows).
+    mirror: bool = True
     # Intra-op threads per student: its matmuls are small, and a second thread on cores shared with other jobs
     # makes every op wait for it to be scheduled.
     threads: int = 1

@@ -47,7 +47,7 @@ def logits_key(cfg: PipelineConfig, data: Dataset, teacher_key: str) -> str:
             "teacher": teacher_key,
             "fingerprint": data.fingerprint,
             "data": to_dict(cfg.data),
-            "views": [view_count(cfg), VIEW_SEED],
+            "views": [view_count(cfg), VIEW_SEED, cfg.student.mirror],
         }
     )
 
@@ -74,13 +74,18 @@ def train_pixels(data: Dataset) -> np.ndarray:
     return data.train_pixels
 
 
+def view_set(cfg: PipelineConfig, data: Dataset) -> ViewSet:
+    """The students' fixed views of the training images, the same for every teacher, method and seed."""
+    return fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED, mirror=cfg.student.mirror)
+
+
 def cache_path(cfg: PipelineConfig, data: Dataset, teacher_key: str, cache_dir: Path) -> Path:
     return cache_dir / f"{logits_key(cfg, data, teacher_key)[:16]}.pt"
 
 
 def cached(cfg: PipelineConfig, data: Dataset, teacher_key: str, cache_dir: Path) -> Views | None:
     """The views and the teacher's logits on them from the cache, where they are there for this teacher."""
-    views = fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED)
+    views = view_set(cfg, data)
     path = cache_path(cfg, data, teacher_key, cache_dir)
     expected = (views.count, len(data.train_x), len(data.labels))
     if path.is_file():
@@ -96,7 +101,7 @@ def store(cfg: PipelineConfig, data: Dataset, teacher_key: str, cache_dir: Path,
     cache_dir.mkdir(parents=True, exist_ok=True)
     torch.save(logits, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
-    views = fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED)
+    views = view_set(cfg, data)
     return Views(data.train_x, data.train_y, views, logits, logits_key(cfg, data, teacher_key))
 
 
@@ -105,6 +110,6 @@ def cached_views(cfg: PipelineConfig, data: Dataset, teacher: Teacher, cache_dir
     hit = cached(cfg, data, teacher.key, cache_dir)
     if hit is not None:
         return hit
-    views = fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED)
+    views = view_set(cfg, data)
     source = torch.from_numpy(train_pixels(data)) if teacher.reads_pixels else data.train_x
     return store(cfg, data, teacher.key, cache_dir, teacher_logits(teacher, source, views))

@@ -19,7 +19,6 @@ from distill_training.data import Dataset
 from distill_training.distributed import World
 from distill_training.logits_cache import Views
 from distill_training.teachers import ExportedTeacher
-from distill_training.views import fixed_views
 from modelrepo.layout import sha256_file
 
 
@@ -38,7 +37,7 @@ def sharded_views(
         path = Path(tmp) / "teacher.onnx"
         path.write_bytes(model)
         teacher = ExportedTeacher(path, intra_op_threads=torch.get_num_threads())
-        views = fixed_views(len(data.train_x), logits_cache.view_count(cfg), seed=logits_cache.VIEW_SEED)
+        views = logits_cache.view_set(cfg, data)
         rows = distributed.rows_of(world, len(data.train_x))
         blocks = distributed.gather(world, logits_cache.teacher_logits(teacher, data.train_x, views, rows))
     if not world.main:

@@ -56,8 +56,9 @@ class ViewSet:
         return shift_flip(x[idx], flip, dy, dx, MAX_SHIFT)
 
 
-def fixed_views(n: int, count: int, *, seed: int) -> ViewSet:
-    """`count` views of n images: the image, its mirror, then random shifts and flips drawn from `seed`."""
+def fixed_views(n: int, count: int, *, seed: int, mirror: bool = True) -> ViewSet:
+    """`count` views of n images: the image, its mirror, then random shifts and flips drawn from `seed`. Without
+    `mirror` (classes a mirror changes: text, digits, arrows) no view is flipped: view 1 is the image again."""
     if count < FIXED_VIEWS:
         raise ValueError(f"a view set holds at least the image and its mirror ({FIXED_VIEWS} views), not {count}")
     gen = torch.Generator().manual_seed(seed)
@@ -67,4 +68,6 @@ def fixed_views(n: int, count: int, *, seed: int) -> ViewSet:
     extra = count - FIXED_VIEWS
     params[2:, :, 0] = torch.randint(0, 2, (extra, n), generator=gen)
     params[2:, :, 1:] = torch.randint(0, 2 * MAX_SHIFT + 1, (extra, n, 2), generator=gen)
+    if not mirror:
+        params[:, :, 0] = 0
     return ViewSet(params)

@@ -17,11 +17,17 @@ METHOD_WORDS = {
     "teacher": "trained on the labels (the teacher)",
     "kd": "Hinton distillation: its teacher's soft targets at a temperature, mixed with the labels",
     "none": "trained on the labels only (the control of a distillation)",
+    "dkd": "decoupled distillation: its teacher's target and non-target classes weighted apart, with the labels",
+    "consistent": "consistent teaching: matching its teacher on every augmented view it is shown, no labels",
 }
 ARCHITECTURE_WORDS = {
     "mlp": "multilayer perceptron",
     "conv": "convolutional network",
     "cnn": "convolutional network",
+    "mobilenet": "MobileNet-style depthwise-separable convolutional network",
+    "resnet": "residual convolutional network",
+    "ensemble": "ensemble of several networks in one graph",
+    "imported": "brought as an ONNX file (not trained here)",
     "unknown": "not recorded (an older card)",
 }
 
@@ -71,6 +77,7 @@ def describe(model: ServedModel) -> dict[str, Any]:
         "architecture": record.architecture,
         "architecture_words": ARCHITECTURE_WORDS.get(record.architecture, record.architecture),
         "quantization": None if card.quantization is None else card.quantization.model_dump(),
+        "ensemble": None if card.ensemble is None else [m.name for m in card.ensemble.members],
         "created": record.created,
         "summary": _summary(model),
     }

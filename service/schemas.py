@@ -207,6 +207,7 @@ class ModelCardSummary(BaseModel):
     architecture: str
     architecture_words: str
     quantization: dict[str, Any] | None = Field(description="for an INT8 copy: method, FP32 model, accuracies")
+    ensemble: list[str] | None = Field(description="for an ensemble: its members' names")
     created: str
     summary: str = Field(description="the card in one sentence")
 

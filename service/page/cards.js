@@ -36,6 +36,7 @@ function card(model, byName) {
       fact("Method", model.method_words, true),
       model.role === "student" && fact("Teacher", model.teacher),
       quantized && fact("Quantization", quantized),
+      model.ensemble && fact("Members", model.ensemble.join(", "), true),
       fact("Version", `${model.version} (${model.platform}), input ${model.input.shape.join("×")}`, true),
     ),
   );

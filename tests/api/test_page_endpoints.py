@@ -15,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from servers import wait_ready
 from tiny_models import LABELS, add_model, mlp_student
 
+from modelrepo.card import Ensemble, EnsembleMember
+from modelrepo.layout import card_path, read_card, write_card
 from modelrepo.samples import SampleImage, SampleIndex, samples_dir, write_index
 from service.app import create_app
 from service.routes.page import ASSETS, PAGE_DIR
@@ -105,6 +107,19 @@ def test_a_model_that_failed_to_load_is_listed_with_its_reason(model_repo: Path)
         doc = client.get("/v1/models").json()
     assert [m["name"] for m in doc["models"]] == [STUDENT, TEACHER]
     assert "sha256" in doc["failed"]["broken-student"]
+
+
+def test_an_ensemble_teacher_lists_its_members_and_new_names_have_words(model_repo: Path) -> None:
+    card = read_card(card_path(model_repo, TEACHER))
+    member = EnsembleMember(name="m0", architecture="conv", parameters=10, test_accuracy=0.9, sha256="a" * 64)
+    record = card.versions[1].model_copy(update={"architecture": "ensemble"})
+    ensemble = Ensemble(members=[member, member.model_copy(update={"name": "m1", "architecture": "resnet"})])
+    write_card(model_repo, card.model_copy(update={"ensemble": ensemble, "versions": {1: record}}))
+    with TestClient(create_app(Settings(models_dir=model_repo, intra_op_threads=1, warmup_runs=1))) as client:
+        wait_ready(client)
+        teacher = next(m for m in client.get("/v1/models").json()["models"] if m["name"] == TEACHER)
+    assert teacher["ensemble"] == ["m0", "m1"]
+    assert teacher["architecture_words"] == "ensemble of several networks in one graph"
 
 
 # -- /v1/samples --------------------------------------------------------------------------------------------------

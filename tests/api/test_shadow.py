@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
+from scrape import metric_total
 from servers import wait_ready
 from tiny_models import add_model, heavy_model, mlp_student
 
@@ -38,13 +38,7 @@ def shadowed(model_repo: Path) -> Iterator[TestClient]:
 
 
 def metric(client: TestClient, name: str, **labels: str) -> float:
-    families = text_string_to_metric_families(client.get("/metrics").text)
-    return sum(
-        s.value
-        for f in families
-        for s in f.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
+    return metric_total(client.get("/metrics").text, name, **labels)
 
 
 def shadowed_count(client: TestClient, outcome: str = "compared") -> float:

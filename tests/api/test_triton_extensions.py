@@ -11,7 +11,7 @@ import onnxruntime as ort
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
+from scrape import metric_total
 from tiny_models import LABELS
 
 from modelrepo.layout import model_path
@@ -34,13 +34,7 @@ def tensor(x: np.ndarray) -> dict[str, object]:
 
 
 def scrape(client: TestClient, name: str, **labels: str) -> float:
-    families = text_string_to_metric_families(client.get("/metrics").text)
-    return sum(
-        s.value
-        for f in families
-        for s in f.samples
-        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-    )
+    return metric_total(client.get("/metrics").text, name, **labels)
 
 
 def test_server_metadata_names_every_extension_it_answers(client: TestClient) -> None:

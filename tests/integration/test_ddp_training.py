@@ -27,7 +27,6 @@ from distill_training.config import load_config
 from distill_training.data import load_dataset
 from distill_training.teachers import ExportedTeacher
 from distill_training.train import CHECKPOINT
-from distill_training.views import fixed_views
 
 ROOT = Path(__file__).resolve().parents[2]
 # 1,000 validation images: one image is 0.1 points. Two 3-epoch runs of the same recipe on differently ordered
@@ -82,7 +81,7 @@ def test_the_pipeline_on_two_ranks_trains_one_teacher_and_merges_its_logits(quic
     teacher = ExportedTeacher(tmp_path / "export/fmnist-teacher/1/model.onnx")
     merged = logits_cache.cached(cfg, data, teacher.key, tmp_path / "logits")
     assert merged is not None, "rank 0 cached the merged logits"
-    views = fixed_views(len(data.train_x), logits_cache.view_count(cfg), seed=logits_cache.VIEW_SEED)
+    views = logits_cache.view_set(cfg, data)
     rows = torch.arange(0, len(data.train_x), 7)  # a sample from both ranks' blocks
     expected = logits_cache.teacher_logits(teacher, data.train_x, views, rows)
     torch.testing.assert_close(merged.logits[:, rows], expected, atol=1e-4, rtol=1e-4)

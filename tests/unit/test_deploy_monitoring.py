@@ -1,8 +1,8 @@
 """Prometheus and Grafana files of deploy/: they parse, and every query names metrics and labels the service exports.
 
 Grafana cannot run here, so its provisioning is checked for what Grafana needs (and for agreeing with the compose
-file), and every dashboard query is checked twice: its metric and label names against the DESIGN.md metric
-contract (and `service.metrics`), its PromQL syntax by `promtool` (Debian package `prometheus`).
+file), and every dashboard query is checked twice: its metric and label names against the metric contract
+(the README's metrics table, and `service.metrics`), its PromQL syntax by `promtool` (Debian package `prometheus`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARDS = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
 
-# DESIGN.md §2: name -> (type, labels). Dashboards and alerts may only use these.
+# The metric contract (README, "Metrics"): name -> (type, labels). Dashboards and alerts may only use these.
 CONTRACT: dict[str, tuple[str, set[str]]] = {
     "distill_inference_duration_seconds": ("histogram", {"model", "role"}),
     "distill_request_duration_seconds": ("histogram", {"endpoint", "model"}),
@@ -39,7 +39,7 @@ CONTRACT: dict[str, tuple[str, set[str]]] = {
     "distill_model_eval_accuracy": ("gauge", {"model"}),
     "distill_model_parameters": ("gauge", {"model"}),
     "distill_model_size_bytes": ("gauge", {"model"}),
-    # Beyond DESIGN.md's table (an addition, not a change): requests shed by the in-flight guard.
+    # Added to the first contract (an addition, not a change): requests shed by the in-flight guard.
     "distill_requests_shed_total": ("counter", {"endpoint"}),
     # Also additions: CPU time of the process and of each model's runs (the cost of a request, live).
     "distill_process_cpu_seconds_total": ("counter", set()),

@@ -43,3 +43,9 @@ def test_the_teachers_random_augmentation_is_seeded() -> None:
     a = augment(X, torch.Generator().manual_seed(7))
     torch.testing.assert_close(augment(X, torch.Generator().manual_seed(7)), a)
     assert a.shape == X.shape
+
+
+def test_without_mirror_no_view_is_flipped() -> None:
+    views = fixed_views(1000, 5, seed=3, mirror=False)
+    assert not views.params[..., 0].any()
+    torch.testing.assert_close(views.params[..., 1:], fixed_views(1000, 5, seed=3).params[..., 1:])  # same shifts
