@@ -9,7 +9,7 @@ PROFILE ?= default
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 APT_PACKAGES := dataset-fashion-mnist prometheus wrk chromium
 
-.PHONY: help install system-deps train distill demo serve test lint format clean bench capacity loadtest up down soak
+.PHONY: help install system-deps train distill demo serve test lint format clean bench bench-train capacity loadtest up down soak
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -54,6 +54,9 @@ capacity: install system-deps ## highest open-loop rate per model within p99 <= 
 
 bench: install system-deps ## floor vs onnxruntime vs the service under wrk, side by side: reports/bench.md
 	$(PY) -m distill_bench bench --models $(MODELS) --out reports
+
+bench-train: install system-deps ## one teacher epoch, 1 process x 2 threads vs torchrun 2 x 1: reports/bench-train.md
+	$(PY) -m distill_training.bench_train --out reports --data-dir $(DATA_DIR)
 
 HOST ?= http://127.0.0.1:8000
 USERS ?= 16

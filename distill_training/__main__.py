@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from distill_training import distill, pipeline, steps
+from distill_training import distill, distributed, pipeline, steps
 from distill_training.config import PROFILES, ConfigError, PipelineConfig, load_config, parse_set_args
 from distill_training.context import Context, open_context
 from distill_training.data import DatasetError
@@ -253,9 +253,19 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
+        world = distributed.start()  # under torchrun: join the other ranks
         ctx = open_context(_config(args))
-        print_plan(ctx.cfg, steps.run_plan(ctx))
+        run_plan = steps.run_plan(ctx)
+        if not world.main:
+            steps.follow(ctx, args.step)
+            return 0
+        print_plan(ctx.cfg, run_plan)
         args.fn(ctx, args)
+    except RuntimeError as err:
+        if not distributed.peer_failure(err):
+            raise
+        print(f"error: {distributed.peer_lost(err)}", file=sys.stderr)
+        return 1
     except (DatasetError, ConfigError, OnnxTeacherError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -265,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    finally:
+        distributed.stop()
     return 0
 
 

@@ -41,10 +41,10 @@ def view_count(cfg: PipelineConfig) -> int:
     return max(cfg.student.views, FIXED_VIEWS) if methods & ALL_VIEWS else FIXED_VIEWS
 
 
-def logits_key(cfg: PipelineConfig, data: Dataset, teacher: Teacher) -> str:
+def logits_key(cfg: PipelineConfig, data: Dataset, teacher_key: str) -> str:
     return digest(
         {
-            "teacher": teacher.key,
+            "teacher": teacher_key,
             "fingerprint": data.fingerprint,
             "data": to_dict(cfg.data),
             "views": [view_count(cfg), VIEW_SEED, cfg.student.mirror],
@@ -52,13 +52,16 @@ def logits_key(cfg: PipelineConfig, data: Dataset, teacher: Teacher) -> str:
     )
 
 
-def _teacher_logits(teacher: Teacher, x: torch.Tensor, views: ViewSet, chunk: int = 4096) -> torch.Tensor:
-    """(V, N, K): each view rendered a chunk at a time, so no copy of the whole set is held."""
+def teacher_logits(
+    teacher: Teacher, x: torch.Tensor, views: ViewSet, rows: torch.Tensor | None = None, chunk: int = 4096
+) -> torch.Tensor:
+    """(V, len(rows), K) on images `rows` of x (all of them by default): each view rendered a chunk at a time,
+    so no copy of the whole set is held."""
+    rows = torch.arange(len(x)) if rows is None else rows
     out = []
     for view in range(views.count):
         parts = []
-        for start in tqdm(range(0, len(x), chunk), desc=f"teacher logits, view {view + 1}/{views.count}"):
-            idx = torch.arange(start, min(start + chunk, len(x)))
+        for idx in tqdm(torch.split(rows, chunk), desc=f"teacher logits, view {view + 1}/{views.count}"):
             parts.append(teacher.logits(views.render(x, torch.full_like(idx, view), idx)))
         out.append(torch.cat(parts))
     return torch.stack(out)
@@ -71,19 +74,42 @@ def train_pixels(data: Dataset) -> np.ndarray:
     return data.train_pixels
 
 
-def cached_views(cfg: PipelineConfig, data: Dataset, teacher: Teacher, cache_dir: Path) -> Views:
-    """The students' views and the teacher's logits on them; computes the logits on a cache miss."""
-    key = logits_key(cfg, data, teacher)
-    views = fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED, mirror=cfg.student.mirror)
-    path = cache_dir / f"{key[:16]}.pt"
+def view_set(cfg: PipelineConfig, data: Dataset) -> ViewSet:
+    """The students' fixed views of the training images, the same for every teacher, method and seed."""
+    return fixed_views(len(data.train_x), view_count(cfg), seed=VIEW_SEED, mirror=cfg.student.mirror)
+
+
+def cache_path(cfg: PipelineConfig, data: Dataset, teacher_key: str, cache_dir: Path) -> Path:
+    return cache_dir / f"{logits_key(cfg, data, teacher_key)[:16]}.pt"
+
+
+def cached(cfg: PipelineConfig, data: Dataset, teacher_key: str, cache_dir: Path) -> Views | None:
+    """The views and the teacher's logits on them from the cache, where they are there for this teacher."""
+    views = view_set(cfg, data)
+    path = cache_path(cfg, data, teacher_key, cache_dir)
     expected = (views.count, len(data.train_x), len(data.labels))
     if path.is_file():
         logits = torch.load(path, weights_only=True)
         if isinstance(logits, torch.Tensor) and logits.shape == expected:
-            return Views(data.train_x, data.train_y, views, logits, key)
-    source = torch.from_numpy(train_pixels(data)) if teacher.reads_pixels else data.train_x
-    logits = _teacher_logits(teacher, source, views)
+            return Views(data.train_x, data.train_y, views, logits, logits_key(cfg, data, teacher_key))
+    return None
+
+
+def store(cfg: PipelineConfig, data: Dataset, teacher_key: str, cache_dir: Path, logits: torch.Tensor) -> Views:
+    """Cache the teacher's logits (atomically: a temp file renamed) and return the views they score."""
+    path = cache_path(cfg, data, teacher_key, cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
     torch.save(logits, path.with_suffix(".tmp"))
     path.with_suffix(".tmp").replace(path)
-    return Views(data.train_x, data.train_y, views, logits, key)
+    views = view_set(cfg, data)
+    return Views(data.train_x, data.train_y, views, logits, logits_key(cfg, data, teacher_key))
+
+
+def cached_views(cfg: PipelineConfig, data: Dataset, teacher: Teacher, cache_dir: Path) -> Views:
+    """The students' views and the teacher's logits on them; computes the logits on a cache miss."""
+    hit = cached(cfg, data, teacher.key, cache_dir)
+    if hit is not None:
+        return hit
+    views = view_set(cfg, data)
+    source = torch.from_numpy(train_pixels(data)) if teacher.reads_pixels else data.train_x
+    return store(cfg, data, teacher.key, cache_dir, teacher_logits(teacher, source, views))

@@ -11,12 +11,14 @@ import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
+from distill_training import distributed
 from distill_training.budget import ComparisonPlan, StudentPlan
 from distill_training.comparison import summarise
 from distill_training.config import PipelineConfig, TeacherConfig, to_dict
@@ -41,6 +43,7 @@ from distill_training.planning import (
 )
 from distill_training.publishing import exported_dir, publish_teacher
 from distill_training.search import folder_name
+from distill_training.sharded_logits import sharded_views
 from distill_training.staleness import digest, read_meta
 from distill_training.teachers import ExportedTeacher, Teachers
 from distill_training.train import StudentResult, train_student, train_teacher, trained_student, trained_teacher
@@ -52,7 +55,9 @@ Job = tuple[str, str, int, int]  # (candidate spec, method, seed, epochs)
 def run_plan(ctx: Context) -> RunPlan:
     """The plan (measured and fitted once, then loaded), and the latency budget checked against it."""
     if ctx.run_plan is None:
-        ctx.run_plan = timed(ctx, "plan", lambda: make_plan(ctx.cfg, ctx.data, ctx.started, ctx.data_load_s))
+        world = distributed.current()  # under torchrun, rank 0 measures and plans for every rank
+        plan = partial(make_plan, ctx.cfg, ctx.data, ctx.started, ctx.data_load_s)
+        ctx.run_plan = timed(ctx, "plan", lambda: distributed.from_main(world, plan))
         check_latency_budget(ctx.cfg, ctx.run_plan)
     return ctx.run_plan
 
@@ -74,6 +79,11 @@ def teacher_weights(ctx: Context) -> list[Path]:
     pairs = list(zip(members, dirs, strict=True))
     todo = [(tc, d) for tc, d in pairs if trained_teacher(tc, ctx.cfg.data, ctx.data, d) is None]
     processes = min(len(todo), available_cores())
+    world = distributed.current()
+    if world.distributed:  # every rank trains each member in turn, on its share of the data
+        deadline = teacher_deadline(run_plan(ctx))
+        on = partial(train_teacher, deadline=deadline, world=world, progress=world.main)
+        return timed(ctx, "teacher", lambda: [on(tc, ctx.cfg.data, ctx.data, d) for tc, d in pairs])
 
     def train() -> list[Path]:
         deadline = teacher_deadline(run_plan(ctx))
@@ -121,10 +131,38 @@ def student_views(ctx: Context) -> Views:
         imported = ImportedTeacher(ctx.cfg, ctx.data)
         ctx.views = timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, imported, ctx.run_dir / "logits"))
         ctx.imported_facts = imported.facts(ctx.views, ctx.data.labels)
+    if ctx.views is None and distributed.current().distributed:
+        teacher_file = teachers(ctx).served.model_file
+        ctx.views = timed(ctx, "logits", lambda: _sharded_views(ctx, teacher_file))
     if ctx.views is None:
         served = ExportedTeacher(teachers(ctx).served.model_file)
         ctx.views = timed(ctx, "logits", lambda: cached_views(ctx.cfg, ctx.data, served, ctx.run_dir / "logits"))
     return ctx.views
+
+
+def _sharded_views(ctx: Context, teacher_file: Path | None) -> Views | None:
+    """The logits computed by every rank on its block of the images, merged on rank 0; then the ranks part:
+    what follows the logits (the students, the export, the report) is rank 0's alone."""
+    try:
+        return sharded_views(ctx.cfg, ctx.data, distributed.current(), teacher_file, ctx.run_dir / "logits")
+    finally:
+        distributed.stop()
+
+
+# The steps whose inputs include the teacher's logits (`student_views`): the ranks of a torchrun job join in.
+AFTER_LOGITS = ("logits", "student", "search", "compare", "tune", "export", "report", "pipeline")
+
+
+def follow(ctx: Context, step: str) -> None:
+    """What a rank other than 0 does of `step` under torchrun: its share of the teacher's training and of its
+    logits, in the order rank 0 reaches them (the plan comes from rank 0)."""
+    run_plan(ctx)
+    if ctx.cfg.onnx_teacher.path:
+        return  # a teacher brought as an ONNX file: nothing is trained here, rank 0 scores its views alone
+    if step != "plan":
+        teacher_weights(ctx)
+    if step in AFTER_LOGITS:
+        _sharded_views(ctx, None)
 
 
 def student_plan(ctx: Context) -> StudentPlan:

@@ -45,10 +45,10 @@ class ExportedTeacher:
 
     reads_pixels = False
 
-    def __init__(self, path: Path, *, batch_size: int = 256) -> None:
+    def __init__(self, path: Path, *, batch_size: int = 256, intra_op_threads: int = 0) -> None:
         self.path, self.batch_size = path, batch_size
         self.key = sha256_file(path)
-        self._session = open_session(path)
+        self._session = open_session(path, intra_op_threads=intra_op_threads)  # 0: every core
         self._input = self._session.get_inputs()[0].name
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:

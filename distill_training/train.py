@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from distill_training import distributed
 from distill_training.config import DataConfig, StudentConfig, TeacherConfig, lookup, save_config, to_dict
 from distill_training.data import Dataset
+from distill_training.distributed import SINGLE, World
 from distill_training.loop import Fit, accuracy, batches
 from distill_training.losses import ALL_VIEWS, LOSSES, StudentLoss
 from distill_training.nets import STUDENTS, TEACHERS, count_parameters, set_memory_format
@@ -85,58 +87,93 @@ def train_teacher(
     *,
     progress: bool = True,
     deadline: float | None = None,
+    world: World = SINGLE,
 ) -> Path:
     """Train (or resume) one teacher; returns the path of its final weights. Checkpoints every epoch. With a
-    `deadline` (wall-clock `time.time()`), the run is fitted to it after every epoch (`_keep_to`)."""
-    done = trained_teacher(tc, data_cfg, data, out_dir)
+    `deadline` (wall-clock `time.time()`), the run is fitted to it after every epoch (`_keep_to`).
+
+    With several ranks (`world`, under torchrun) every rank trains the one model under DistributedDataParallel
+    on its share of each epoch's shuffle, each taking `batch_size / ranks` images a step (the same global batch
+    and schedule as one process); rank 0 alone reads and writes `out_dir` and sends what it read."""
+    done = distributed.from_main(world, lambda: trained_teacher(tc, data_cfg, data, out_dir))
     if done is not None:
         return done
     key = teacher_key(tc, data_cfg, data)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(tc, out_dir / "config.yaml")
+    if world.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_config(tc, out_dir / "config.yaml")
     torch.manual_seed(tc.seed)
     model = build_teacher(tc, data)
     memory = torch.channels_last if tc.channels_last else torch.contiguous_format
     set_memory_format(model, memory)
-    steps_per_epoch = math.ceil(len(data.train_x) / tc.batch_size)
+    batch_size = distributed.share(world, tc.batch_size)
+    steps_per_epoch = math.ceil(distributed.share(world, len(data.train_x)) / batch_size)
     fit = Fit(model, lr=tc.lr, weight_decay=tc.weight_decay, epochs=tc.epochs, steps_per_epoch=steps_per_epoch)
-    _resume(out_dir / CHECKPOINT, key, fit)
+    saved = distributed.from_main(world, lambda: _checkpoint(out_dir / CHECKPOINT, key))
+    if saved is not None:
+        fit.load_state_dict(saved)
+    net = distributed.wrap(world, model)
     dtype = autocast_dtype(tc.precision)
     name = f"teacher {tc.architecture} seed {tc.seed}"
-    print(
-        f"{name}: {count_parameters(model):,} params, {torch.get_num_threads()} thread(s), "
-        f"{'bf16 autocast' if dtype else 'fp32'}, channels_last={tc.channels_last}, {len(data.train_x):,} images, "
-        f"epochs {fit.epochs_done + 1}-{tc.epochs}"
-    )
+    if world.main:
+        print(
+            f"{name}: {count_parameters(model):,} params, {torch.get_num_threads()} thread(s), "
+            f"{'bf16 autocast' if dtype else 'fp32'}, channels_last={tc.channels_last}, {len(data.train_x):,} "
+            f"images, epochs {fit.epochs_done + 1}-{tc.epochs}, {distributed.describe(world)}"
+        )
     start, first = time.perf_counter(), fit.epochs_done
     while fit.epochs_done < fit.epochs:
         epoch = fit.epochs_done
-        torch.manual_seed(tc.seed * 1000 + epoch)  # dropout; resuming repeats the same epoch
-        gen = torch.Generator().manual_seed(tc.seed * 1000 + epoch)
+        seed = (tc.seed * 1000 + epoch) * world.size + world.rank  # one process: the seeds it always had
+        torch.manual_seed(seed)  # dropout; resuming repeats the same epoch
+        gen = torch.Generator().manual_seed(seed)
         bar = tqdm(
-            list(batches(len(data.train_x), tc.batch_size, gen)),
+            distributed.epoch_batches(world, len(data.train_x), batch_size, gen, seed=tc.seed * 1000, epoch=epoch),
             desc=f"{name}, epoch {epoch + 1}/{fit.epochs}",
-            disable=not progress,
+            disable=not (progress and world.main),
         )
-        loss = _teacher_epoch(fit, tc, data, bar, gen, dtype, memory)
-        val = accuracy(model, data.val_x, data.val_y)
+        loss = _teacher_epoch(fit, net, tc, data, bar, gen, dtype, memory)
+        distributed.sync_buffers(world, model)
+        val = (
+            distributed.shared_accuracy(world, model, data.val_x, data.val_y)
+            if world.distributed
+            else accuracy(model, data.val_x, data.val_y)
+        )
         fit.end_epoch(val, loss=loss)
-        tqdm.write(f"{name}, epoch {epoch + 1}/{fit.epochs}: val accuracy {val:.4f} (best {fit.best_val:.4f})")
+        if world.main:
+            tqdm.write(f"{name}, epoch {epoch + 1}/{fit.epochs}: val accuracy {val:.4f} (best {fit.best_val:.4f})")
         if deadline is not None:
-            _keep_to(fit, deadline, (time.perf_counter() - start) / (fit.epochs_done - first), tc, name)
-        _save_checkpoint(out_dir / CHECKPOINT, {**fit.state_dict(), "key": key})
-    torch.save(fit.best_weights(), out_dir / WEIGHTS)
-    meta = {"key": key, "val_accuracy": fit.best_val, "epochs": fit.epochs, "planned_epochs": tc.epochs}
-    write_meta(out_dir, meta | {"history": fit.history})
-    print(
-        f"{name}: best val accuracy {fit.best_val:.4f}, trained in {time.perf_counter() - start:.0f} s "
-        f"-> {out_dir / WEIGHTS}"
-    )
+            _keep_to_on_main(world, fit, deadline, (time.perf_counter() - start) / (fit.epochs_done - first), tc)
+        if world.main:
+            _save_checkpoint(out_dir / CHECKPOINT, {**fit.state_dict(), "key": key})
+    return _finish(world, fit, out_dir, key, tc, f"{name}: trained in {time.perf_counter() - start:.0f} s")
+
+
+def _keep_to_on_main(world: World, fit: Fit, deadline: float, epoch_s: float, tc: TeacherConfig) -> None:
+    """`_keep_to` decided on rank 0 (the ranks' clocks and paces differ) and followed by every rank."""
+    if world.main:
+        _keep_to(fit, deadline, epoch_s, tc, f"teacher {tc.architecture} seed {tc.seed}")
+    epochs = distributed.broadcast(world, fit.epochs if world.main else None)
+    if epochs != fit.epochs:
+        fit.replan(epochs)
+
+
+def _finish(world: World, fit: Fit, out_dir: Path, key: str, tc: TeacherConfig, summary: str) -> Path:
+    """Check that the ranks ended alike; rank 0 saves the best epoch's weights and the run's record."""
+    digests = distributed.gather(world, distributed.weights_digest(fit.model))
+    if world.main:
+        distributed.ranks_agree(digests)
+        torch.save(fit.best_weights(), out_dir / WEIGHTS)
+        meta = {"key": key, "val_accuracy": fit.best_val, "epochs": fit.epochs, "planned_epochs": tc.epochs}
+        ranks = {"ranks": world.size, "steps_per_epoch": fit.steps_per_epoch, "rank_digests": digests}
+        write_meta(out_dir, meta | {"history": fit.history} | ({"distributed": ranks} if world.distributed else {}))
+        print(f"{summary}, best val accuracy {fit.best_val:.4f} -> {out_dir / WEIGHTS}")
     return out_dir / WEIGHTS
 
 
 def _teacher_epoch(
     fit: Fit,
+    net: nn.Module,
     tc: TeacherConfig,
     data: Dataset,
     bar: tqdm[torch.Tensor],
@@ -145,12 +182,12 @@ def _teacher_epoch(
     memory: torch.memory_format,
 ) -> float:
     """One pass over the training split (cross-entropy with the labels); returns the last batch's loss."""
-    fit.model.train()
+    net.train()
     loss = torch.zeros(())
     for idx in bar:
         x = augment(data.train_x[idx], gen) if tc.augment else data.train_x[idx]  # (B, C, H, W)
         with autocast(dtype):
-            loss = F.cross_entropy(fit.model(x.contiguous(memory_format=memory)), data.train_y[idx])
+            loss = F.cross_entropy(net(x.contiguous(memory_format=memory)), data.train_y[idx])
         fit.step(loss)
         bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return float(loss.item())
@@ -167,15 +204,15 @@ def _keep_to(fit: Fit, deadline: float, epoch_s: float, tc: TeacherConfig, name:
         tqdm.write(f"{name}: {epoch_s:.0f} s per epoch against the time budget; {fit.epochs} of {tc.epochs} epochs")
 
 
-def _resume(path: Path, key: str, fit: Fit) -> None:
-    """Load the state of an epoch checkpoint of the same run into `fit`; start fresh otherwise."""
+def _checkpoint(path: Path, key: str) -> dict[str, Any] | None:
+    """The state of an epoch checkpoint of the same run, to resume from; None to start fresh."""
     if not path.is_file():
-        return
+        return None
     saved = torch.load(path, weights_only=True)
     if saved.get("key") != key:
-        return
-    fit.load_state_dict(saved)
+        return None
     print(f"teacher: resuming after epoch {saved['epoch']} from {path}")
+    return dict(saved)
 
 
 def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -42,7 +42,7 @@ def test_logits_are_computed_once_per_view_then_loaded(tmp_path: Path, monkeypat
     def no_recompute(*args: object, **kwargs: object) -> torch.Tensor:
         raise AssertionError("logits recomputed although cached")
 
-    monkeypatch.setattr(logits_cache, "_teacher_logits", no_recompute)
+    monkeypatch.setattr(logits_cache, "teacher_logits", no_recompute)
     again = logits_cache.cached_views(cfg, data, teacher, tmp_path / "cache")
     assert again.key == views.key
     torch.testing.assert_close(again.logits, views.logits)
