@@ -145,14 +145,15 @@ def _steps(search: Search, run: CapacityRun) -> list[str]:
         f"Probe: {_fmt(search.probe_per_s, '.0f')} req/s closed loop; stopped: {STOPS[search.stopped]}; "
         f"{search.seconds:.0f} s.",
         "",
-        "| offered (req/s) | achieved | users | processes | failed | p50 (ms) | p99 (ms) | service cores "
-        "| service CPU/request (us) | generator cores | other processes | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| offered (req/s) | achieved | users | processes | failed | p50 (ms) | p99 (ms) | service's own p99 (ms) "
+        "| service cores | service CPU/request (us) | generator cores | other processes | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for step in search.steps:
         lines.append(
             f"| {step.offered_per_s:.0f} | {step.achieved_per_s:.0f} | {step.users} | {step.processes} "
-            f"| {step.failures} | {step.p50_ms:.0f} | {step.p99_ms:.0f} | {step.service_cores:.2f} "
+            f"| {step.failures} | {step.p50_ms:.0f} | {step.p99_ms:.0f} | {_fmt(step.service_p99_ms, '.1f')} "
+            f"| {step.service_cores:.2f} "
             f"| {_fmt(step.service_cpu_us_per_request, '.0f')} | {step.generator_cores:.2f} "
             f"| {step.other_cores:.2f} | {judge(step, run).why} |"
         )

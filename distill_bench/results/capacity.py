@@ -98,6 +98,8 @@ class Step:
     generator_cores: float
     machine_cores: float  # the whole machine, every process
     service_cpus_busy: float  # the CPUs the service may run on (all when not pinned), every process on them
+    # The service's own p99 over the step, from its request histogram (parse to response; NaN in older records).
+    service_p99_ms: float = math.nan
 
     @property
     def achieved_per_s(self) -> float:
@@ -166,13 +168,21 @@ def judge(step: Step, run: CapacityRun) -> Verdict:
     # The rate not held while the service still answered within the objective: had it been the bottleneck, its
     # queue would have grown past it (each user holds at most one request, `pacing_slos` objectives apart).
     within = step.p99_ms <= settings.slo_p99_ms
-    generator_bound = busy or (not held and (idle or within))
+    # The client's p99 past the objective while the service answered within it and had CPU to spare: the time was
+    # added outside the service (the generator's own scheduling, or the kernel between the two). Idle matters: a
+    # saturated service's requests wait before its histogram starts timing them.
+    outside = not within and step.service_p99_ms <= settings.slo_p99_ms and idle
+    generator_bound = busy or (not held and (idle or within)) or outside
     contended = max(step.other_cores, step.others_on_service_cpus) >= settings.contended_cores
     if contended and problems:
         problems.append(f"other processes busy ({step.other_cores:.2f} cores)")
     if generator_bound:
         if busy:
             problems.append(f"generator busy ({step.generator_cores:.2f} of {generator_limit} cores)")
+        elif outside:
+            problems.append(
+                f"added outside the service: its own p99 {step.service_p99_ms:.1f} ms, its CPU not saturated"
+            )
         else:
             problems.append("the generator fell behind: " + ("the service had idle CPU" if idle else "p99 was met"))
     met = not step.failures and step.p99_ms <= settings.slo_p99_ms and held

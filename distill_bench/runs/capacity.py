@@ -25,6 +25,7 @@ from distill_bench.results.machine import this_machine
 from distill_bench.runs.bodies import infer_requests, model_input
 from distill_bench.runs.capacity_search import search_rates
 from distill_bench.samples import load_test_images
+from distill_bench.scrape import buckets, delta, fetch_metrics, parse_samples, quantile
 from distill_bench.servers.cpu_sampler import CpuSampler, Samples, cores_used
 from distill_bench.servers.process import RunningService, ensure_open_files, pinned
 from distill_bench.servers.service import serve
@@ -34,6 +35,7 @@ from modelrepo.layout import CARD_FILE, read_card
 SERVICE_ENV = {"DISTILL_WORKERS": "1"}
 DEFAULT_TARGETS = ("v2:student", "v2:teacher", "mix:student", "mix:teacher", "mix:cascade")
 ROUTES = ("student", "teacher", "cascade")
+REQUEST_HISTOGRAM = "distill_request_duration_seconds"  # every request, parse to response
 
 
 @dataclass(frozen=True)
@@ -107,11 +109,13 @@ class _Driver:
         prefix = self.plan.raw / self.target.slug / name
         prefix.parent.mkdir(parents=True, exist_ok=True)
         command, env = paced_command(self.service.url, prefix, load)
+        before = parse_samples(fetch_metrics(self.service.url))
         with CpuSampler() as sampler, (prefix.parent / f"{name}.log").open("wb") as log:
             sampler.watch("service", self.service.pid)
             process = subprocess.Popen(pinned(command, self.pins.generator), stdout=log, stderr=log, env=_env(env))
             sampler.watch("generator", process.pid)
             process.wait(timeout=load.duration_s + 120)
+        during = delta(parse_samples(fetch_metrics(self.service.url)), before)
         stats = read_stats(Path(f"{prefix}.json"))
         samples, start, end = sampler.samples, stats.started, stats.ended
         return Step(
@@ -129,6 +133,7 @@ class _Driver:
             generator_cores=cores_used(samples["generator"], start, end),
             machine_cores=_busy(samples, None, start, end),
             service_cpus_busy=_busy(samples, self.pins.service, start, end),
+            service_p99_ms=quantile(0.99, buckets(during, REQUEST_HISTOGRAM)) * 1e3,
         )
 
     def probe(self) -> float:

@@ -42,6 +42,7 @@ def test_the_search_finds_a_rate_within_its_time_bound(quick_build: Path, tmp_pa
         for step in search.steps:  # every side's CPU measured over the step's window
             assert step.service_cores > 0 and step.generator_cores > 0 and step.machine_cores > 0
             assert step.window_s >= 1.5  # about --step-seconds: locust's users may take a while to start
+            assert 0 < step.service_p99_ms <= step.p99_ms + 1  # the service's own p99, inside what locust saw
     report = (tmp_path / "capacity.md").read_text()
     assert f"| fmnist-student, v2 JSON | {'>= ' if capacity(run.searches[0], run).lower_bound else ''}" in report
     assert (tmp_path / "capacity.png").stat().st_size > 0

@@ -45,6 +45,20 @@ def test_a_step_fails_on_p99_and_says_why() -> None:
     assert verdict.why.startswith("p99 40 ms > 20 ms")
 
 
+def test_latency_added_outside_an_idle_service_is_the_generators() -> None:
+    # 112.5 req/s, p99 40 ms > 20 ms; the service kept 0.06 cores busy, its CPU (with the others on it) 1.0.
+    step = RUN.searches[0].steps[3]
+    assert not judge(step, RUN).generator_bound  # older records have no service-side p99: judged as before
+    assert not judge(dataclasses.replace(step, service_p99_ms=3.0), RUN).generator_bound  # its CPU was taken
+    fast_inside = dataclasses.replace(step, service_p99_ms=3.0, service_cpus_busy=0.1)
+    verdict = judge(fast_inside, RUN)
+    assert (verdict.met, verdict.held, verdict.generator_bound) == (False, True, True)
+    assert "added outside the service: its own p99 3.0 ms" in verdict.why
+    assert not judge(dataclasses.replace(step, service_p99_ms=35.0), RUN).generator_bound  # slow inside too
+    saturated = dataclasses.replace(fast_inside, service_cores=0.95, service_cpus_busy=0.95)
+    assert not judge(saturated, RUN).generator_bound  # its requests may have waited before being timed
+
+
 def test_a_generator_that_cannot_offer_the_rate_is_detected() -> None:
     (search,) = STARVED.searches
     (step,) = search.steps
@@ -71,7 +85,7 @@ def test_the_report_writes_every_figure_from_the_raw_records(tmp_path: Path) -> 
     text = _report(RUN, tmp_path)
     assert "| fmnist-student, v2 JSON | 103 | 6 | 520 | 0.05 |" in text
     # The 112.5 req/s step: 273 requests in 2.3796 s achieved; ceil(112.5/s x 3 objectives x 20 ms) = 7 users.
-    assert "| 113 | 115 | 7 | 1 | 0 | 2 | 40 | 0.06 | 520 |" in text
+    assert "| 113 | 115 | 7 | 1 | 0 | 2 | 40 | n/a | 0.06 | 520 |" in text  # no service-side p99 then
     assert "pinned to CPU [0] (taskset)" in text
     summary = json.loads((tmp_path / "capacity.json").read_text())
     assert summary["capacity"]["v2-fmnist-student"]["per_s"] == 103.125
