@@ -102,7 +102,7 @@ def test_prometheus_scrapes_the_api(stack: Stack) -> None:
     names = {s["metric"]["__name__"] for s in series}  # type: ignore[attr-defined]
     assert {"distill_model_info", "distill_inference_duration_seconds_bucket"} <= names
     loaded = {s["metric"]["model"] for s in prom_query(stack, "distill_model_info")}
-    assert loaded == set(MODELS)
+    assert set(MODELS) <= loaded <= set(MODELS) | {f"{m}-int8" for m in MODELS}  # and the INT8 copies published
 
 
 def test_every_dashboard_query_runs_on_the_real_prometheus(stack: Stack) -> None:
@@ -117,7 +117,8 @@ def test_every_dashboard_query_runs_on_the_real_prometheus(stack: Stack) -> None
         for name in MODELS:
             infer(stack, name)
         series = prom_query(stack, speedup.replace("$__rate_interval", "1m"))
-        return series if series and all(math.isfinite(float(s["value"][1])) for s in series) else []
+        # One series per student of the teacher (an INT8 copy too); only those with traffic have a value.
+        return [s for s in series if math.isfinite(float(s["value"][1]))]
 
     (pair,) = wait_for("a finite speedup", speedup_after_traffic, 60, 2)  # type: ignore[misc]
     assert (pair["metric"]["model"], pair["metric"]["teacher"]) == ("fmnist-student", "fmnist-teacher")

@@ -155,5 +155,6 @@ def test_process_cpu_is_each_workers_own_summed(multi_server: tuple[Server, Path
     now = {pid: cpu_seconds(pid) for pid in pids}
     published = per_worker_cpu(folder, tmp_path / "scratch-end")
     for pid in pids:  # published after `between` was read, never more than the worker has used
-        assert between[pid] <= published[pid] <= now[pid] + 0.01, (pid, between, published, now)  # /proc: 10 ms ticks
+        # /proc counts user and system time apart, each in 10 ms ticks: it may lag process_time() by two ticks.
+        assert between[pid] <= published[pid] <= now[pid] + 0.02, (pid, between, published, now)
     assert scraped == pytest.approx(sum(published.values()))  # the scrape sums the workers
