@@ -239,4 +239,4 @@ def test_a_second_run_finds_everything_up_to_date(built: Built) -> None:
     proc = distill(built.root, built.data, built.teacher)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in before} == before
-    assert "decoding" not in proc.stderr and "teacher outputs" not in proc.stderr  # both read from their caches
+    assert "decoding" not in proc.stderr and "teacher logits" not in proc.stderr  # both read from their caches
