@@ -20,13 +20,14 @@ LISTED = {"file", "label", "class_index", "test_index"}  # a newer writer's extr
 def _index(repo: Path) -> tuple[SampleIndex | None, str | None]:
     """The index, or None and why there is none."""
     where = samples_dir(repo) / INDEX_FILE
+    named = f"{where.parent.name}/{where.name}"  # relative to the repository: clients never see server paths
     if not where.is_file():
-        return None, f"no sample images: {where} does not exist (the training pipeline writes it)"
+        return None, f"no sample images: the model repository has no {named} (the training pipeline writes it)"
     try:
         return read_index(repo), None
     except (OSError, ValidationError) as exc:
         log.warning("cannot read %s: %s", where, exc)
-        return None, f"no sample images: {where} is not a valid sample index"
+        return None, f"no sample images: the model repository's {named} is not a valid sample index"
 
 
 def list_samples(repo: Path) -> dict[str, Any]:

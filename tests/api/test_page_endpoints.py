@@ -123,9 +123,10 @@ def test_an_ensemble_teacher_lists_its_members_and_new_names_have_words(model_re
 
 
 # -- /v1/samples --------------------------------------------------------------------------------------------------
-def test_without_samples_the_list_is_empty_and_says_why(client: TestClient) -> None:
+def test_without_samples_the_list_is_empty_and_says_why(client: TestClient, settings: Settings) -> None:
     doc = client.get("/v1/samples").json()
-    assert doc["samples"] == [] and "does not exist" in doc["note"]
+    assert doc["samples"] == [] and "has no samples/index.json" in doc["note"]
+    assert str(settings.models_dir) not in doc["note"]  # no server path
 
 
 def test_samples_are_listed_with_their_labels_and_served_as_png(model_repo: Path, settings: Settings) -> None:
