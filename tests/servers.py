@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,4 +48,13 @@ def wait_loaded(client: TestClient, deadline_s: float = 30.0) -> None:
     while "loading" in client.get("/v2/health/ready").text:
         if time.monotonic() > deadline:
             raise TimeoutError("models still loading")
+        time.sleep(0.02)
+
+
+def until(condition: Callable[[], bool], what: str, deadline_s: float) -> None:
+    """Poll `condition` every 20 ms; a TimeoutError naming `what` past `deadline_s` seconds."""
+    deadline = time.monotonic() + deadline_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
         time.sleep(0.02)

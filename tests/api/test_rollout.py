@@ -5,8 +5,9 @@ several workers: tests/integration/test_rollout_under_load.py."""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import onnxruntime as ort
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from servers import until as wait_until
 from servers import wait_ready
 from tiny_models import add_version, mlp_student
 
@@ -43,12 +45,7 @@ def polled(model_repo: Path) -> Iterator[TestClient]:
         yield client
 
 
-def until(condition: Callable[[], bool], what: str, deadline_s: float = 10.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
+until = functools.partial(wait_until, deadline_s=10.0)  # how long this module's conditions may take
 
 
 def served_versions(client: TestClient) -> list[str]:

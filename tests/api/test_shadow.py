@@ -5,10 +5,11 @@ by `python -m distill_bench shadow` (reports/shadow.md), not here."""
 
 from __future__ import annotations
 
+import functools
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from scrape import metric_total
+from servers import until as wait_until
 from servers import wait_ready
 from tiny_models import add_model, heavy_model, mlp_student
 
@@ -45,12 +47,7 @@ def shadowed_count(client: TestClient, outcome: str = "compared") -> float:
     return metric(client, "distill_shadow_requests_total", outcome=outcome)
 
 
-def until(condition: Callable[[], bool], what: str, deadline_s: float = 15.0) -> None:
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.02)
+until = functools.partial(wait_until, deadline_s=15.0)  # how long this module's conditions may take
 
 
 def png(pixels: np.ndarray) -> bytes:

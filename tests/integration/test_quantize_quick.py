@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import onnxruntime as ort
 import pytest
+from report_keys import QUANTIZATION_KEYS
 from servers import run_service
 
 from modelrepo.dataset import load_test_split
@@ -22,17 +23,6 @@ from modelrepo.layout import card_path, list_model_dirs, model_path, read_card, 
 
 pytestmark = pytest.mark.slow
 
-ISSUE_KEYS = {
-    "model",
-    "fp32_model",
-    "method",
-    "calibration",
-    "fp32_accuracy",
-    "int8_accuracy",
-    "drop",
-    "gate",
-    "published",
-}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,7 +34,7 @@ def test_one_entry_per_model_tried_with_exactly_the_documented_keys(quick_build:
     entries = report_of(quick_build)["quantization"]
     assert [e["fp32_model"] for e in entries] == ["fmnist-teacher", "fmnist-student"]
     for e in entries:
-        assert set(e) == ISSUE_KEYS and e["model"] == f"{e['fp32_model']}-int8"
+        assert set(e) == QUANTIZATION_KEYS and e["model"] == f"{e['fp32_model']}-int8"
         if e["method"] == "static-qdq":
             assert e["calibration"] in ("minmax", "entropy", "percentile")
         else:  # an MLP student

@@ -14,6 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from onnx import numpy_helper
+from report_keys import QUANTIZATION_KEYS
 from tiers import require
 from torch import nn
 
@@ -38,17 +39,6 @@ from distill_training.report_int8 import quantization_section
 from modelrepo.dataset import DEFAULT_DATA_DIR
 from modelrepo.layout import card_path, read_card, sha256_file
 
-ISSUE_KEYS = {
-    "model",
-    "fp32_model",
-    "method",
-    "calibration",
-    "fp32_accuracy",
-    "int8_accuracy",
-    "drop",
-    "gate",
-    "published",
-}
 CALIBRATIONS = ("minmax", "percentile")
 
 
@@ -213,7 +203,7 @@ def test_int8_card_validates_and_the_entry_has_the_issue_keys(cnn: Published, da
         {"fp32": cnn.model_file, "int8": copy.path}, QuantizeConfig(throughput_calls=5), threads=1, runs=50
     )
     trial = trial_of(cnn, copy, (speeds["fp32"], speeds["int8"]), 0.005)
-    assert set(trial.entry()) == ISSUE_KEYS and trial.entry()["model"] == "tiny-student-int8"
+    assert set(trial.entry()) == QUANTIZATION_KEYS and trial.entry()["model"] == "tiny-student-int8"
     assert Trial.from_json(trial.to_json()) == trial
     pub = write_int8(tmp_path / "repo", cnn, trial, copy.path, {"max_drop": 0.005})
     card = read_card(card_path(tmp_path / "repo", "tiny-student-int8"))
