@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from distill_training.config import PipelineConfig, QuantizeConfig
 from distill_training.export import INPUT_NAME, Published, session
-from distill_training.latency import measure_latency
+from distill_training.latency import measure_latency, seconds_per_call
 from distill_training.quantize import Quantized
 from modelrepo.card import ModelCard, Quantization, VersionRecord
 from modelrepo.host import cpu_name, int8_dot_products
@@ -48,12 +47,7 @@ def _throughput(path: Path, batch: int, calls: int) -> float:
     sess = session(path, threads=1)
     shape = [int(d) for d in sess.get_inputs()[0].shape[1:]]
     x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
-    for _ in range(3):  # warm-up
-        sess.run(None, {INPUT_NAME: x})
-    start = time.perf_counter()
-    for _ in range(calls):
-        sess.run(None, {INPUT_NAME: x})
-    return batch * calls / (time.perf_counter() - start)
+    return batch / seconds_per_call(lambda: sess.run(None, {INPUT_NAME: x}), calls, warmup=3)
 
 
 def measure_speeds(paths: dict[str, Path], cfg: QuantizeConfig, *, threads: int, runs: int) -> dict[str, Speed]:

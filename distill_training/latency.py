@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,16 @@ def example_input(spec: TensorSpec, rng: np.random.Generator) -> np.ndarray:
     if dtype.kind in "iu":
         return rng.integers(0, 256, shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
+
+
+def seconds_per_call(fn: Callable[[], object], calls: int, *, warmup: int) -> float:
+    """Mean wall seconds of one call of `fn` over `calls` calls, after `warmup` calls that are not timed."""
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
 
 
 def _feed(sess: Any, spec: TensorSpec | None, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -13,7 +13,6 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from torch import nn
 from distill_training.config import StudentConfig, TeacherConfig
 from distill_training.data import Dataset
 from distill_training.export import INPUT_NAME, OUTPUT_NAME, quiet_exporter
-from distill_training.latency import measure_latency
+from distill_training.latency import measure_latency, seconds_per_call
 from distill_training.nets import set_memory_format
 from distill_training.train import autocast, autocast_dtype, build_student, build_teacher
 from distill_training.views import augment
@@ -49,15 +48,6 @@ class Speeds:
     seconds: float  # what measuring took
 
 
-def _seconds_per_call(fn: Callable[[], object], calls: int) -> float:
-    for _ in range(WARMUP_STEPS):
-        fn()
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls
-
-
 def _train_step_s(model: nn.Module, data: Dataset, batch_size: int, dtype: torch.dtype | None, calls: int) -> float:
     """A training step as the loops take it: a random batch gathered from the whole training split (its cache
     misses cost as much as a small net's compute), shifted and flipped, forward, backward, AdamW."""
@@ -74,14 +64,14 @@ def _train_step_s(model: nn.Module, data: Dataset, batch_size: int, dtype: torch
         torch.autograd.backward(loss)
         optimizer.step()
 
-    return _seconds_per_call(step, calls)
+    return seconds_per_call(step, calls, warmup=WARMUP_STEPS)
 
 
 @torch.no_grad()
 def _forward_s(model: nn.Module, x: torch.Tensor, calls: int) -> float:
     model.eval()
     xb = x.contiguous(memory_format=torch.channels_last)
-    return _seconds_per_call(lambda: model(xb), calls)
+    return seconds_per_call(lambda: model(xb), calls, warmup=WARMUP_STEPS)
 
 
 def _teacher_speed(tc: TeacherConfig, data: Dataset, calls: int, threads: int) -> tuple[float, float]:
@@ -179,7 +169,7 @@ def _batch_seconds(path: Path, image_shape: tuple[int, int, int], calls: int, ba
     sess = open_session(path)
     x = np.zeros((batch, *image_shape), np.float32)
     name = sess.get_inputs()[0].name
-    return _seconds_per_call(lambda: sess.run(None, {name: x}), calls) / batch
+    return seconds_per_call(lambda: sess.run(None, {name: x}), calls, warmup=WARMUP_STEPS) / batch
 
 
 def graph_latencies(
